@@ -1,0 +1,100 @@
+"""The storage protocol shared by local and remote stores."""
+
+from __future__ import annotations
+
+import abc
+import posixpath
+from dataclasses import dataclass
+from typing import BinaryIO, Iterator
+
+from ..errors import StoreFormatError
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    """What a listing or stat says about one entry."""
+
+    name: str
+    is_dir: bool
+    size: int = 0
+    mtime_ns: int = 0
+
+
+def normalize_key(key: str) -> str:
+    """Validate a relative key: no absolute paths, no ``..``, ``/`` separators."""
+    if not isinstance(key, str):
+        raise TypeError(f"storage key must be str, not {type(key).__name__}")
+    key = key.replace("\\", "/")
+    if key.startswith("/"):
+        raise StoreFormatError(f"path {key!r} escapes the store folder")
+    norm = posixpath.normpath(key) if key else ""
+    if norm in (".", ""):
+        return ""
+    if norm == ".." or norm.startswith("../"):
+        raise StoreFormatError(f"path {key!r} escapes the store folder")
+    return norm
+
+
+class Storage(abc.ABC):
+    """Bytes in and out of one store folder."""
+
+    #: human readable location (path or URL) of the store folder
+    location: str
+
+    @abc.abstractmethod
+    def describe(self, key: str = "") -> str:
+        """Path or URL of *key*, for messages and for ``filename``-style properties."""
+
+    @abc.abstractmethod
+    def exists(self, key: str) -> bool: ...
+
+    @abc.abstractmethod
+    def isdir(self, key: str) -> bool: ...
+
+    @abc.abstractmethod
+    def listdir(self, key: str = "") -> list[FileInfo]:
+        """Entries directly inside folder *key* (empty list if it does not exist)."""
+
+    @abc.abstractmethod
+    def stat(self, key: str) -> FileInfo:
+        """Size and modification time; raises FileNotFoundError."""
+
+    @abc.abstractmethod
+    def read_bytes(self, key: str) -> bytes:
+        """Whole file; raises FileNotFoundError."""
+
+    @abc.abstractmethod
+    def read_range(self, key: str, start: int, stop: int) -> bytes:
+        """Bytes ``[start, stop)`` of a file."""
+
+    @abc.abstractmethod
+    def open_read(self, key: str) -> BinaryIO:
+        """A seekable binary file object for reading."""
+
+    # --- writing (local stores only, remote stores are read-only) ---
+    writable: bool = False
+
+    def write_bytes(self, key: str, data: bytes, *, atomic: bool = True) -> None:
+        raise PermissionError(f"{self.describe(key)}: store location is read-only")
+
+    def open_write(self, key: str, *, append: bool = False) -> BinaryIO:
+        raise PermissionError(f"{self.describe(key)}: store location is read-only")
+
+    def makedirs(self, key: str) -> None:
+        raise PermissionError(f"{self.describe(key)}: store location is read-only")
+
+    def remove(self, key: str) -> None:
+        raise PermissionError(f"{self.describe(key)}: store location is read-only")
+
+    def local_path(self, key: str = "") -> str | None:
+        """An OS path for *key* if the store is on the local filesystem, else None."""
+        return None
+
+    def walk_files(self, key: str = "") -> Iterator[str]:
+        """Every file key below folder *key*, recursively."""
+        for info in self.listdir(key):
+            child = posixpath.join(key, info.name) if key else info.name
+            if info.is_dir:
+                yield from self.walk_files(child)
+            else:
+                yield child

@@ -1,0 +1,106 @@
+"""Storage on the local filesystem."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import BinaryIO
+
+from .base import FileInfo, Storage, normalize_key
+
+
+class LocalStorage(Storage):
+    """A store folder on a local (or mounted) filesystem."""
+
+    writable = True
+
+    def __init__(self, root: str, *, create: bool = False) -> None:
+        root = os.fspath(root)
+        if create:
+            os.makedirs(root, exist_ok=True)
+        self.root = root
+        self.location = root
+
+    def _path(self, key: str) -> str:
+        key = normalize_key(key)
+        return os.path.join(self.root, *key.split("/")) if key else self.root
+
+    def describe(self, key: str = "") -> str:
+        return self._path(key)
+
+    def local_path(self, key: str = "") -> str:
+        return self._path(key)
+
+    def exists(self, key: str) -> bool:
+        return os.path.exists(self._path(key))
+
+    def isdir(self, key: str) -> bool:
+        return os.path.isdir(self._path(key))
+
+    def listdir(self, key: str = "") -> list[FileInfo]:
+        try:
+            with os.scandir(self._path(key)) as it:
+                out = []
+                for e in it:
+                    try:
+                        is_dir = e.is_dir()
+                    except OSError:
+                        is_dir = False
+                    out.append(FileInfo(e.name, is_dir))
+                return out
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+
+    def stat(self, key: str) -> FileInfo:
+        p = self._path(key)
+        st = os.stat(p)
+        return FileInfo(os.path.basename(p), os.path.isdir(p), st.st_size, st.st_mtime_ns)
+
+    def read_bytes(self, key: str) -> bytes:
+        with open(self._path(key), "rb") as f:
+            return f.read()
+
+    def read_range(self, key: str, start: int, stop: int) -> bytes:
+        with open(self._path(key), "rb") as f:
+            f.seek(start)
+            return f.read(max(0, stop - start))
+
+    def open_read(self, key: str) -> BinaryIO:
+        return open(self._path(key), "rb")
+
+    def write_bytes(self, key: str, data: bytes, *, atomic: bool = True) -> None:
+        path = self._path(key)
+        if not atomic:
+            with open(path, "wb") as f:
+                f.write(data)
+            return
+        d = os.path.dirname(path) or "."
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=d)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
+
+    def open_write(self, key: str, *, append: bool = False) -> BinaryIO:
+        return open(self._path(key), "ab" if append else "wb")
+
+    def makedirs(self, key: str) -> None:
+        os.makedirs(self._path(key), exist_ok=True)
+
+    def remove(self, key: str) -> None:
+        p = self._path(key)
+        if os.path.isdir(p):
+            os.rmdir(p)
+        else:
+            os.unlink(p)
+
+    def __repr__(self) -> str:
+        return f"LocalStorage({self.root!r})"

@@ -1,0 +1,99 @@
+"""Read-only storage on any fsspec filesystem (http, s3, memory, ...)."""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from typing import BinaryIO
+
+from .base import FileInfo, Storage, normalize_key
+
+_URL_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.\-]*://")
+
+
+def is_url(location: str) -> bool:
+    """True for ``scheme://...`` locations."""
+    return bool(_URL_RE.match(str(location)))
+
+
+class FsspecStorage(Storage):
+    """A store folder behind an fsspec URL. Read-only except for ``memory://``."""
+
+    def __init__(self, url: str, *, create: bool = False, **storage_options) -> None:
+        import fsspec
+
+        self.location = url.rstrip("/")
+        self.fs, self.root = fsspec.core.url_to_fs(self.location, **storage_options)
+        self.root = self.root.rstrip("/")
+        self.writable = getattr(self.fs, "protocol", None) in ("memory", ("memory",))
+        if create and self.writable:
+            self.fs.makedirs(self.root, exist_ok=True)
+
+    def _path(self, key: str) -> str:
+        key = normalize_key(key)
+        return posixpath.join(self.root, key) if key else self.root
+
+    def describe(self, key: str = "") -> str:
+        key = normalize_key(key)
+        return f"{self.location}/{key}" if key else self.location
+
+    def exists(self, key: str) -> bool:
+        return bool(self.fs.exists(self._path(key)))
+
+    def isdir(self, key: str) -> bool:
+        return bool(self.fs.isdir(self._path(key)))
+
+    def listdir(self, key: str = "") -> list[FileInfo]:
+        try:
+            entries = self.fs.ls(self._path(key), detail=True)
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        out = []
+        base = self._path(key).rstrip("/")
+        for e in entries:
+            name = e["name"].rstrip("/")
+            if name == base:
+                continue
+            out.append(FileInfo(posixpath.basename(name), e.get("type") == "directory", int(e.get("size") or 0)))
+        return out
+
+    def stat(self, key: str) -> FileInfo:
+        info = self.fs.info(self._path(key))
+        mtime = info.get("mtime") or info.get("LastModified") or 0
+        try:
+            mtime_ns = int(float(mtime.timestamp() if hasattr(mtime, "timestamp") else mtime) * 1e9)
+        except (TypeError, ValueError):
+            mtime_ns = 0
+        return FileInfo(posixpath.basename(key), info.get("type") == "directory", int(info.get("size") or 0), mtime_ns)
+
+    def read_bytes(self, key: str) -> bytes:
+        return self.fs.cat_file(self._path(key))
+
+    def read_range(self, key: str, start: int, stop: int) -> bytes:
+        return self.fs.cat_file(self._path(key), start=start, end=stop)
+
+    def open_read(self, key: str) -> BinaryIO:
+        return self.fs.open(self._path(key), "rb")
+
+    def write_bytes(self, key: str, data: bytes, *, atomic: bool = True) -> None:
+        if not self.writable:
+            return super().write_bytes(key, data)
+        self.fs.pipe_file(self._path(key), data)
+
+    def open_write(self, key: str, *, append: bool = False) -> BinaryIO:
+        if not self.writable:
+            return super().open_write(key)
+        return self.fs.open(self._path(key), "ab" if append else "wb")
+
+    def makedirs(self, key: str) -> None:
+        if not self.writable:
+            return super().makedirs(key)
+        self.fs.makedirs(self._path(key), exist_ok=True)
+
+    def remove(self, key: str) -> None:
+        if not self.writable:
+            return super().remove(key)
+        self.fs.rm(self._path(key))
+
+    def __repr__(self) -> str:
+        return f"FsspecStorage({self.location!r})"
