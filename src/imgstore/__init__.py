@@ -1,2 +1,28 @@
-"""imgstore: houses long scientific video recordings and their metadata."""
+"""imgstore: houses long scientific video recordings and their metadata.
+
+Drop-in compatible with loopbio's imgstore (same API, same on-disk format),
+with video through FFmpeg (PyAV) instead of OpenCV.
+"""
+
+from .errors import (CorruptChunkError, EndOfStoreError, FrameNotFoundError, ImgStoreError, StoreFormatError,
+                     StoreLockedError, StoreNotFoundError, UnsupportedFormatError)
+from .stores import (DirectoryImgStore, ImgStore, VideoImgStore, extract_only_frame, get_supported_formats,
+                     new_for_filename, new_for_format)
+from .color import ensure_color, ensure_grayscale
+
 __version__ = "1.0.0.dev0"
+
+
+def test():
+    """Run the installation self-test (same as the ``imgstore-test`` command)."""
+    from .apps.selftest import run_selftest
+
+    return run_selftest()
+
+
+__all__ = [
+    "new_for_filename", "new_for_format", "extract_only_frame", "get_supported_formats", "ImgStore",
+    "DirectoryImgStore", "VideoImgStore", "ensure_color", "ensure_grayscale", "ImgStoreError",
+    "StoreNotFoundError", "StoreFormatError", "UnsupportedFormatError", "FrameNotFoundError", "EndOfStoreError",
+    "CorruptChunkError", "StoreLockedError", "__version__",
+]

@@ -1,0 +1,97 @@
+"""Colour conversions with OpenCV's conventions (BGR order, its gray weights), without OpenCV."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from .errors import OptionalDependencyError, UnsupportedFormatError
+
+
+def is_color(img_or_shape) -> bool:
+    shape = img_or_shape.shape if hasattr(img_or_shape, "shape") else tuple(img_or_shape)
+    return len(shape) == 3 and shape[-1] == 3
+
+
+def bgr_to_gray(img: np.ndarray) -> np.ndarray:
+    """BGR → gray, bit-identical to ``cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)`` for uint8 and uint16."""
+    if img.dtype == np.uint8 or img.dtype == np.uint16:
+        b = img[..., 0].astype(np.uint32)
+        g = img[..., 1].astype(np.uint32)
+        r = img[..., 2].astype(np.uint32)
+        y = (b * 1868 + g * 9617 + r * 4899 + 8192) >> 14
+        return y.astype(img.dtype)
+    f = img.astype(np.float64)
+    y = 0.114 * f[..., 0] + 0.587 * f[..., 1] + 0.299 * f[..., 2]
+    return y.astype(img.dtype)
+
+
+def ensure_color(img: np.ndarray, ensure_copy: bool = False) -> np.ndarray:
+    """A (h, w, 3) BGR image: gray input is replicated to 3 channels."""
+    if is_color(img):
+        return img.copy() if ensure_copy else img
+    if img.ndim == 3 and img.shape[-1] == 1:
+        img = img[..., 0]
+    if img.ndim == 3 and img.shape[-1] == 4:
+        return np.ascontiguousarray(img[..., :3])
+    return np.repeat(img[:, :, None], 3, axis=2)
+
+
+def ensure_grayscale(img: np.ndarray, ensure_copy: bool = False) -> np.ndarray:
+    """A (h, w) image: BGR input is converted with OpenCV's weights."""
+    if is_color(img):
+        return bgr_to_gray(img)
+    if img.ndim == 3 and img.shape[-1] == 1:
+        return img[..., 0].copy() if ensure_copy else img[..., 0]
+    if img.ndim == 3 and img.shape[-1] == 4:
+        return bgr_to_gray(img[..., :3])
+    return img.copy() if ensure_copy else img
+
+
+# --- store "encoding" (Bayer and other raw layouts), decoded with OpenCV -------------
+_CV_CODE_RE = re.compile(r"^COLOR_(?P<codec>[A-Za-z0-9_]+?)2BGR(?P<method>_[A-Za-z0-9]+)?$")
+
+
+def _cv2():
+    try:
+        import cv2  # type: ignore
+    except ImportError:
+        raise OptionalDependencyError(
+            "this store's pixels have a colour encoding (e.g. a Bayer pattern) that needs OpenCV to convert "
+            "to BGR: pip install 'imgstore[opencv]'") from None
+    return cv2
+
+
+def _encoding_table(cv2) -> dict[str, int]:
+    table = {}
+    for name in dir(cv2):
+        m = _CV_CODE_RE.match(name)
+        if not m:
+            continue
+        code = "cv_" + m.group("codec").lower().replace("_", "")
+        meth = m.group("method")
+        if meth:
+            if "bayer" in code or meth.lower() == "_full":
+                continue
+            code += "_" + meth.lower().replace("_", "")
+        table.setdefault(code, int(getattr(cv2, name)))
+    return table
+
+
+def encoding_converter(encoding: str | None):
+    """A function converting frames in *encoding* to BGR (identity when encoding is empty)."""
+    if not encoding:
+        return None
+    cv2 = _cv2()
+    table = _encoding_table(cv2)
+    if encoding not in table:
+        raise UnsupportedFormatError(f"unknown image encoding {encoding!r}")
+    enum = table[encoding]
+    return lambda img: cv2.cvtColor(img, enum)
+
+
+def check_encoding(encoding: str | None) -> None:
+    """Raise if *encoding* is set and cannot be converted here."""
+    if encoding:
+        encoding_converter(encoding)

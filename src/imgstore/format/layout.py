@@ -1,0 +1,78 @@
+"""Where things live inside a store folder: chunk names and the files of a chunk."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from ..storage import Storage
+
+_CHUNK_DIR_RE = re.compile(r"^\d+$")
+
+
+def chunk_name(chunk_n: int) -> str:
+    """Zero-padded chunk name, e.g. ``000003``."""
+    return "%06d" % int(chunk_n)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """File naming of one store kind.
+
+    ``kind`` is ``"directory"`` (one folder per chunk) or ``"video"`` (one
+    video file per chunk in the store root, with extension ``extension``).
+    """
+
+    kind: str
+    extension: str = ""  # video chunk extension, e.g. ".mp4"; frame file ext for directory stores
+    frame_ext: str = ""  # directory stores: frame file extension without dot ("npy", "png", ...)
+
+    # --- chunk discovery -------------------------------------------------
+    def list_chunks(self, storage: Storage) -> list[int]:
+        """Chunk numbers present in the store, sorted (found by listing, not counting)."""
+        out = set()
+        if self.kind == "directory":
+            for info in storage.listdir(""):
+                if info.is_dir and _CHUNK_DIR_RE.match(info.name):
+                    out.add(int(info.name))
+        else:
+            ext = self.extension
+            for info in storage.listdir(""):
+                if info.is_dir or not info.name.endswith(ext):
+                    continue
+                stem = info.name[: -len(ext)] if ext else info.name
+                if _CHUNK_DIR_RE.match(stem):
+                    out.add(int(stem))
+        return sorted(out)
+
+    # --- files of one chunk --------------------------------------------
+    def index_base(self, chunk_n: int) -> str:
+        """Key of the chunk index without extension (``.npz`` or ``.yaml`` is appended)."""
+        if self.kind == "directory":
+            return f"{chunk_name(chunk_n)}/index"
+        return chunk_name(chunk_n)
+
+    def chunk_key(self, chunk_n: int) -> str:
+        """The chunk's data: its folder (directory stores) or its video file."""
+        if self.kind == "directory":
+            return chunk_name(chunk_n)
+        return chunk_name(chunk_n) + self.extension
+
+    def frame_key(self, chunk_n: int, position: int) -> str:
+        """Directory stores: the file holding frame *position* of chunk *chunk_n*."""
+        return f"{chunk_name(chunk_n)}/{'%06d' % position}.{self.frame_ext}"
+
+    def extra_data_key(self, chunk_n: int) -> str:
+        """Where ``add_extra_data`` writes records for a chunk."""
+        return self.index_base(chunk_n) + ".extra.json"
+
+    def extra_data_candidates(self, chunk_n: int) -> list[tuple[bool, str]]:
+        """``(is_motif, key)`` candidates in the order the original looks for them.
+
+        Motif's out-of-process IO puts ``NNNNNN.extra_data.h5`` / ``.json`` in the
+        root; if one exists the chunk's own files are not used.
+        """
+        root = [(True, chunk_name(chunk_n) + ".extra_data.h5"), (True, chunk_name(chunk_n) + ".extra_data.json")]
+        own = [(False, self.index_base(chunk_n) + ".extra.json"),
+               (False, self.index_base(chunk_n) + ".extra_data.json")]
+        return root + own

@@ -1,0 +1,272 @@
+"""Building the frame index of a store, and its cache file.
+
+Opening a store must not read every chunk index each time (a week at 30 fps
+is 1,800 chunk files and 1.8e7 frames). The index is saved to
+``.imgstore-frameindex`` beside the chunks (a file the original ignores) and
+memory-mapped on the next open. The cache records the size and mtime of every
+chunk index it was built from; at open those are compared with a fresh listing,
+and only chunks that changed are read again.
+
+File layout: ``MAGIC``, a little-endian uint64 header length, a JSON header
+(format version, per-chunk validation entries, array descriptors), then the
+arrays, each aligned to 64 bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import mmap
+import os
+import struct
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .constants import FRAME_INDEX_CACHE_FILENAME
+from .errors import CorruptChunkError
+from .format.chunkindex import INDEX_EXTENSIONS, parse_chunk_index
+from .format.layout import Layout
+from .index import FrameIndex
+from .storage import LocalStorage, Storage
+
+log = logging.getLogger("imgstore.index")
+
+MAGIC = b"IMGSTORE-FRAMEINDEX\n"
+CACHE_VERSION = 1
+_ALIGN = 64
+
+
+@dataclass(frozen=True)
+class ChunkEntry:
+    """What the cache knows about one chunk's index file."""
+
+    chunk: int
+    key: str | None  # None: no index file
+    size: int
+    mtime_ns: int
+
+    def as_list(self) -> list:
+        return [self.chunk, self.key, self.size, self.mtime_ns]
+
+
+# --- listing -----------------------------------------------------------------
+def scan_chunks(storage: Storage, layout: Layout) -> list[ChunkEntry]:
+    """Every chunk of the store with the identity (size, mtime) of its index file."""
+    out = []
+    if layout.kind == "video":
+        files = {i.name for i in storage.listdir("") if not i.is_dir}
+        for c in layout.list_chunks(storage):
+            base = layout.index_base(c)
+            key = next((base + e for e in INDEX_EXTENSIONS if base + e in files), None)
+            out.append(_entry(storage, c, key))
+    else:
+        for c in layout.list_chunks(storage):
+            base = layout.index_base(c)
+            entry = None
+            for ext in INDEX_EXTENSIONS:
+                try:
+                    st = storage.stat(base + ext)
+                except (FileNotFoundError, NotADirectoryError):
+                    continue
+                entry = ChunkEntry(c, base + ext, st.size, st.mtime_ns)
+                break
+            out.append(entry or ChunkEntry(c, None, 0, 0))
+    return out
+
+
+def _entry(storage: Storage, chunk: int, key: str | None) -> ChunkEntry:
+    if key is None:
+        return ChunkEntry(chunk, None, 0, 0)
+    try:
+        st = storage.stat(key)
+    except FileNotFoundError:
+        return ChunkEntry(chunk, None, 0, 0)
+    return ChunkEntry(chunk, key, st.size, st.mtime_ns)
+
+
+# --- cache file encoding -------------------------------------------------------
+def encode_cache(entries: list[ChunkEntry], index: FrameIndex, segments: dict[int, tuple[int, int]]) -> bytes:
+    arrays = index.arrays()
+    descs = []
+    offset = 0
+    for name, arr in arrays.items():
+        arr = np.ascontiguousarray(arr)
+        offset = (offset + _ALIGN - 1) // _ALIGN * _ALIGN
+        descs.append({"name": name, "dtype": arr.dtype.str, "shape": list(arr.shape), "offset": offset})
+        offset += arr.nbytes
+    header = {
+        "version": CACHE_VERSION,
+        "entries": [e.as_list() for e in entries],
+        "arrays": descs,
+    }
+    hdr = json.dumps(header).encode("utf-8")
+    start = len(MAGIC) + 8 + len(hdr)
+    data_start = (start + _ALIGN - 1) // _ALIGN * _ALIGN
+    buf = bytearray(data_start + offset)
+    buf[: len(MAGIC)] = MAGIC
+    buf[len(MAGIC): len(MAGIC) + 8] = struct.pack("<Q", len(hdr))
+    buf[len(MAGIC) + 8: start] = hdr
+    for d, arr in zip(descs, arrays.values()):
+        arr = np.ascontiguousarray(arr)
+        o = data_start + d["offset"]
+        buf[o: o + arr.nbytes] = arr.tobytes()
+    return bytes(buf)
+
+
+def decode_cache(buf) -> tuple[list[ChunkEntry], FrameIndex]:
+    """Parse a cache file held in *buf* (bytes or an mmap); arrays are views into it."""
+    if bytes(buf[: len(MAGIC)]) != MAGIC:
+        raise ValueError("not a frame index cache")
+    (n,) = struct.unpack("<Q", bytes(buf[len(MAGIC): len(MAGIC) + 8]))
+    start = len(MAGIC) + 8
+    header = json.loads(bytes(buf[start: start + n]).decode("utf-8"))
+    if header.get("version") != CACHE_VERSION:
+        raise ValueError("cache version mismatch")
+    data_start = (start + n + _ALIGN - 1) // _ALIGN * _ALIGN
+    arrays: dict[str, np.ndarray] = {}
+    for d in header["arrays"]:
+        dt = np.dtype(d["dtype"])
+        count = int(np.prod(d["shape"])) if d["shape"] else 1
+        off = data_start + int(d["offset"])
+        if off + count * dt.itemsize > len(buf):
+            raise ValueError("cache truncated")
+        arrays[d["name"]] = np.frombuffer(buf, dtype=dt, count=count, offset=off).reshape(d["shape"])
+    entries = [ChunkEntry(int(c), k, int(s), int(m)) for c, k, s, m in header["entries"]]
+    idx = FrameIndex(arrays["frame_number"], arrays["frame_time"], arrays["chunk_ids"], arrays["chunk_starts"],
+                     arrays.get("number_order"), arrays.get("time_order"), sort=False)
+    n_frames = len(idx.frame_number)
+    if len(idx.frame_time) != n_frames or int(idx.chunk_starts[-1]) != n_frames:
+        raise ValueError("inconsistent cache")
+    return entries, idx
+
+
+# --- where the cache lives ----------------------------------------------------------
+def _user_cache_storage(storage: Storage) -> tuple[Storage, str] | None:
+    base = os.environ.get("IMGSTORE_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "imgstore")
+    try:
+        os.makedirs(base, exist_ok=True)
+    except OSError:
+        return None
+    loc = storage.local_path("") or storage.location
+    name = "frameindex-" + hashlib.sha1(os.path.abspath(loc).encode() if storage.local_path("")
+                                         else loc.encode()).hexdigest()[:20]
+    return LocalStorage(base), name
+
+
+def _read_cache(storage: Storage, key: str):
+    path = storage.local_path(key)
+    if path is not None:
+        try:
+            with open(path, "rb") as f:
+                size = os.fstat(f.fileno()).st_size
+                if size == 0:
+                    return None
+                mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        except (FileNotFoundError, ValueError, OSError):
+            return None
+        return mm
+    try:
+        return storage.read_bytes(key)
+    except (FileNotFoundError, OSError):
+        return None
+
+
+def _cache_locations(storage: Storage) -> list[tuple[Storage, str]]:
+    locs = [(storage, FRAME_INDEX_CACHE_FILENAME)]
+    user = _user_cache_storage(storage)
+    if user is not None:
+        locs.append(user)
+    return locs
+
+
+def load_cached(storage: Storage) -> tuple[list[ChunkEntry], FrameIndex] | None:
+    for st, key in _cache_locations(storage):
+        buf = _read_cache(st, key)
+        if buf is None:
+            continue
+        try:
+            return decode_cache(buf)
+        except Exception as e:  # a damaged cache is only a slower open
+            log.info("ignoring unusable frame index cache %s: %s", st.describe(key), e)
+    return None
+
+
+def save_cache(storage: Storage, entries: list[ChunkEntry], index: FrameIndex) -> bool:
+    data = encode_cache(entries, index, {})
+    for st, key in _cache_locations(storage):
+        if not st.writable:
+            continue
+        try:
+            st.write_bytes(key, data)
+            return True
+        except OSError as e:
+            log.debug("could not write frame index cache %s: %s", st.describe(key), e)
+    return False
+
+
+# --- the whole procedure ------------------------------------------------------------
+@dataclass
+class IndexReport:
+    """How the index was obtained, and which chunks could not be used."""
+
+    from_cache: bool = False
+    chunks_read: int = 0
+    missing_index: tuple[int, ...] = ()
+    corrupt_index: tuple[tuple[int, str], ...] = ()
+
+
+def build_index(storage: Storage, layout: Layout, *, use_cache: bool = True,
+                write_cache: bool = True, min_frames_to_cache: int = 10000,
+                entries: list[ChunkEntry] | None = None) -> tuple[FrameIndex, list[ChunkEntry], IndexReport]:
+    """The store's frame index, from the cache where it is still valid.
+
+    Returns ``(index, entries, report)``; ``entries`` lists every chunk found,
+    including empty ones and ones without an index.
+    """
+    if entries is None:
+        entries = scan_chunks(storage, layout)
+    report = IndexReport()
+    cached = load_cached(storage) if use_cache else None
+    old: dict[int, tuple[ChunkEntry, np.ndarray, np.ndarray]] = {}
+    if cached is not None:
+        c_entries, c_idx = cached
+        if c_entries == entries:
+            report.from_cache = True
+            report.missing_index = tuple(e.chunk for e in entries if e.key is None)
+            return c_idx, entries, report
+        for e in c_entries:
+            if e.key is not None:
+                start, stop = c_idx.chunk_range(e.chunk)
+                old[e.chunk] = (e, c_idx.frame_number[start:stop], c_idx.frame_time[start:stop])
+
+    segments = []
+    missing, corrupt = [], []
+    for e in entries:
+        if e.key is None:
+            log.warning("chunk %d of %s has no index: skipped", e.chunk, storage.location)
+            missing.append(e.chunk)
+            continue
+        prev = old.get(e.chunk)
+        if prev is not None and prev[0] == e:
+            segments.append((e.chunk, prev[1], prev[2]))
+            continue
+        try:
+            data = storage.read_bytes(e.key)
+            fn, ft = parse_chunk_index(data, e.key, storage.describe(e.key))
+        except (CorruptChunkError, OSError) as err:
+            log.warning("chunk %d skipped: %s", e.chunk, err)
+            corrupt.append((e.chunk, str(err)))
+            continue
+        report.chunks_read += 1
+        segments.append((e.chunk, fn, ft))
+
+    index = FrameIndex.from_chunks(segments)
+    report.missing_index = tuple(missing)
+    report.corrupt_index = tuple(corrupt)
+    if write_cache and index.frame_count >= min_frames_to_cache:
+        save_cache(storage, entries, index)
+    return index, entries, report

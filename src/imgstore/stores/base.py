@@ -1,0 +1,710 @@
+"""The ``ImgStore`` API shared by every store kind."""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import os
+import posixpath
+import time
+from typing import Any, Iterator
+
+import numpy as np
+
+from ..color import encoding_converter, ensure_color, ensure_grayscale, is_color
+from ..constants import EXTRA_DATA_FILE_EXTENSIONS, STORE_INDEX_FILENAME, STORE_LOCK_FILENAME, STORE_MD_FILENAME, STORE_MD_KEY
+from ..errors import (CorruptChunkError, EndOfStoreError, FrameNotFoundError, StoreFormatError,
+                      UnsupportedFormatError)
+from ..format import extradata as _xd
+from ..format.chunkindex import find_chunk_index, write_chunk_index
+from ..format.layout import Layout
+from ..format.metadata import (StoreMetadata, created_datetime, new_store_metadata, read_metadata,
+                               write_metadata)
+from ..format.sqlite_index import write_sqlite_index
+from ..index import FrameIndex, as_int_scalar
+from ..index_cache import IndexReport, build_index
+from ..storage import open_storage
+from ..storage.remote import is_url
+
+log = logging.getLogger("imgstore")
+
+FrameMeta = tuple[int, float]
+
+
+class ImgStore:
+    """A store of video frames with their frame numbers, times and metadata.
+
+    Open one with :func:`imgstore.new_for_filename` (read) or
+    :func:`imgstore.new_for_format` (write).
+    """
+
+    class_name = "ImgStore"
+    _DEFAULT_CHUNKSIZE = 200
+    _supported_modes = "rw"
+    FRAME_MD = ("frame_number", "frame_time")
+
+    #: seconds between rewrites of the growing chunk's index while recording
+    index_flush_interval = 1.0
+
+    def __init__(self, basedir: str | os.PathLike | None = None, mode: str = "r", imgshape=None,
+                 imgdtype=np.uint8, chunksize: int | None = None, metadata: dict | None = None,
+                 encoding: str | None = None, format: str | None = None, index=None,
+                 **kwargs: Any) -> None:
+        if basedir is None:
+            raise StoreFormatError("basedir (the store folder) must be given")
+        if mode not in ("r", "w") or mode not in self._supported_modes:
+            raise UnsupportedFormatError(f"mode {mode!r} not supported (use 'r' or 'w')")
+        self._basedir = os.fspath(basedir) if not is_url(str(basedir)) else str(basedir)
+        self._mode = mode
+        self._options = kwargs
+        self._decode_image = None
+        self._closed = False
+
+        # state visible through properties in both modes
+        self.frame_number: Any = np.nan
+        self.frame_time: Any = np.nan
+
+        if mode == "w":
+            if imgshape is None or imgdtype is None or format is None:
+                raise StoreFormatError("imgshape, imgdtype, chunksize, format must not be None")
+            if chunksize is None:
+                chunksize = self._DEFAULT_CHUNKSIZE
+            self._storage = open_storage(self._basedir, create=True)
+            self._init_write(tuple(int(x) for x in imgshape), np.dtype(imgdtype).name, int(chunksize),
+                             metadata, encoding, format)
+        else:
+            self._storage = open_storage(self._basedir)
+            self._init_read(index)
+
+    # ------------------------------------------------------------------ reading
+    def _init_read(self, index) -> None:
+        self._md = read_metadata(self._storage)
+        self._check_class(self._md)
+        self._layout = self._make_layout(self._md)
+        self._imgshape = self._read_imgshape(self._md)
+        self._imgdtype = self._md.imgdtype
+        self._chunksize = self._md.chunksize
+        self._format = self._md.format
+        self._encoding = self._md.encoding
+        self._readers: dict[int, Any] = {}
+        self._cursor = -1
+        self._open_index(index)
+
+    def _open_index(self, index=None) -> None:
+        if isinstance(index, FrameIndex):
+            self._index = index
+            self._chunk_entries = None
+            self._index_report = IndexReport()
+        elif index is not None:
+            raise TypeError("index must be a FrameIndex")
+        else:
+            self._index, self._chunk_entries, self._index_report = build_index(self._storage, self._layout)
+
+    def _check_class(self, md: StoreMetadata) -> None:
+        if md.class_name != self.class_name:
+            raise UnsupportedFormatError(
+                f"{self._storage.describe(STORE_MD_FILENAME)}: incompatible store, can_read:{self.class_name!r} "
+                f"opened:{md.class_name!r}")
+
+    def _make_layout(self, md: StoreMetadata) -> Layout:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _read_imgshape(self, md: StoreMetadata) -> tuple[int, ...]:
+        return md.imgshape
+
+    def refresh(self) -> int:
+        """Pick up chunks written since the store was opened; returns the number of new frames."""
+        self._require_read()
+        before = self._index.frame_count
+        self._close_readers()
+        self._open_index()
+        return self._index.frame_count - before
+
+    # ------------------------------------------------------------------ writing
+    def _init_write(self, imgshape, imgdtype, chunksize, metadata, encoding, fmt) -> None:
+        if chunksize <= 0:
+            raise StoreFormatError(f"chunksize must be positive, not {chunksize}")
+        if metadata is not None and not isinstance(metadata, dict):
+            raise StoreFormatError("metadata must be a dictionary")
+        user = dict(metadata or {})
+        extra_store = user.pop(STORE_MD_KEY, None) or {}
+        fmt, write_shape, encoding, self._encode_image = self._prepare_write(fmt, imgshape, imgdtype, encoding)
+        smd = dict(extra_store)
+        smd.update(new_store_metadata(class_name=self.class_name, fmt=fmt, imgshape=write_shape,
+                                      imgdtype=imgdtype, chunksize=chunksize, encoding=encoding,
+                                      extra=self._extra_store_metadata(fmt)))
+        self._md = StoreMetadata(store=smd, user=user)
+        self._layout = self._make_layout(self._md)
+        self._imgshape = tuple(write_shape)
+        self._writer_imgshape = tuple(imgshape)
+        self._imgdtype = imgdtype
+        self._chunksize = chunksize
+        self._format = fmt
+        self._encoding = encoding
+
+        self._acquire_lock()
+        write_metadata(self._storage, self._md)
+
+        self._frame_n = 0
+        self._chunk_n = 0
+        self._chunk_fn: list[int] = []
+        self._chunk_ft: list[float] = []
+        self._writer = None
+        self._extra: _xd.ExtraDataWriter | None = None
+        self._last_index_flush = time.monotonic()
+        self._frame_min = np.nan
+        self._frame_max = np.nan
+        self._t0 = self._tN = np.nan
+        self._start_chunk(0)
+
+    def _prepare_write(self, fmt, imgshape, imgdtype, encoding):
+        """Validate the format; returns (format name stored, imgshape stored, encoding stored, encode fn)."""
+        raise NotImplementedError
+
+    def _extra_store_metadata(self, fmt) -> dict[str, Any]:
+        return {}
+
+    def _acquire_lock(self) -> None:
+        self._storage.write_bytes(STORE_LOCK_FILENAME, f"{os.getpid()}\n".encode(), atomic=False)
+
+    def _release_lock(self) -> None:
+        try:
+            if self._storage.exists(STORE_LOCK_FILENAME):
+                self._storage.remove(STORE_LOCK_FILENAME)
+        except OSError:
+            log.warning("could not remove lock file %s", self._storage.describe(STORE_LOCK_FILENAME))
+
+    def _start_chunk(self, chunk_n: int) -> None:
+        self._chunk_n = chunk_n
+        self._chunk_fn = []
+        self._chunk_ft = []
+        self._writer = self._new_chunk_writer(chunk_n)
+        self._extra = None
+
+    def _new_chunk_writer(self, chunk_n: int):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _write_chunk_index(self) -> None:
+        write_chunk_index(self._storage, self._layout.index_base(self._chunk_n), self._chunk_fn, self._chunk_ft,
+                          store_md=self._md.store)
+        self._last_index_flush = time.monotonic()
+
+    def _finish_chunk(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        self._write_chunk_index()
+        if self._extra is not None:
+            self._extra.close()
+            self._extra = None
+
+    def _coerce_image(self, img: np.ndarray) -> np.ndarray:
+        img = np.asarray(img)
+        where = self._storage.describe()
+        if img.dtype.name != self._imgdtype:
+            raise ValueError(f"{where}: image dtype {img.dtype} does not match the store's {self._imgdtype}")
+        want_color = is_color(self._writer_imgshape)
+        if img.ndim == 3 and img.shape[-1] == 1:
+            img = img[..., 0]
+        if img.ndim not in (2, 3):
+            raise ValueError(f"{where}: image of shape {img.shape} is not (h, w) or (h, w, 3)")
+        if img.ndim == 3 and not want_color:
+            img = ensure_grayscale(img)
+        elif img.ndim == 2 and want_color:
+            img = ensure_color(img)
+        h, w = self._writer_imgshape[:2]
+        if img.shape[:2] != (h, w):
+            raise ValueError(f"{where}: image of shape {img.shape} does not match the store's imgshape "
+                             f"{self._writer_imgshape}")
+        return img
+
+    def add_image(self, img: np.ndarray, frame_number, frame_time) -> None:
+        """Append a frame with its frame number and time."""
+        self._require_write()
+        fn = as_int_scalar(frame_number, "frame_number")
+        if fn is None:
+            raise ValueError(f"frame_number {frame_number!r} is not an integer")
+        try:
+            ft = float(frame_time)
+        except (TypeError, ValueError):
+            raise ValueError(f"frame_time {frame_time!r} is not a number") from None
+        img = self._coerce_image(img)
+        if self._encode_image is not None:
+            img = self._encode_image(img)
+        self._writer.write(img)
+        self._chunk_fn.append(fn)
+        self._chunk_ft.append(ft)
+
+        self._frame_max = fn if np.isnan(self._frame_max) else max(self._frame_max, fn)
+        self._frame_min = fn if np.isnan(self._frame_min) else min(self._frame_min, fn)
+        self.frame_number = frame_number
+        self.frame_time = frame_time
+        if self._frame_n == 0:
+            self._t0 = ft
+        self._tN = ft
+        self._frame_n += 1
+
+        if self._frame_n % self._chunksize == 0:
+            self._finish_chunk()
+            self._start_chunk(self._chunk_n + 1)
+        elif time.monotonic() - self._last_index_flush >= self.index_flush_interval:
+            self._flush_growing_chunk()
+
+    def _flush_growing_chunk(self) -> None:
+        """Make the frames of the chunk being written durable and visible to readers."""
+        self._writer.flush()
+        self._write_chunk_index()
+
+    def add_extra_data(self, **data) -> None:
+        """Store JSON-serialisable values tagged with the last added frame."""
+        self._require_write()
+        if not data:
+            return
+        data["frame_time"] = self.frame_time
+        data["frame_number"] = self.frame_number
+        data["frame_index"] = self._frame_n - 1
+        try:
+            _xd.encode_record(data)
+        except (TypeError, ValueError) as e:
+            log.warning("extra data not stored: %s", e)
+            return
+        if self._extra is None:
+            self._extra = _xd.ExtraDataWriter(self._storage, self._layout.extra_data_key(self._chunk_n))
+        self._extra.append(data)
+
+    def close(self, save_index: bool = False) -> None:
+        """Finish writing (write mode) and release files."""
+        if self._mode == "w":
+            if not self._closed:
+                self._finish_chunk()
+                self._release_lock()
+                self._closed = True
+                if save_index:
+                    self._write_sqlite_index(STORE_INDEX_FILENAME)
+        else:
+            self._close_readers()
+
+    def empty(self) -> None:
+        """Delete every frame written so far and start again at chunk 0."""
+        if self._mode != "w":
+            raise UnsupportedFormatError("can only empty stores for writing")
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        if self._extra is not None:
+            self._extra.discard()
+            self._extra = None
+        for c in self._layout.list_chunks(self._storage):
+            self._delete_chunk(c)
+        self._frame_n = 0
+        self._frame_min = self._frame_max = np.nan
+        self._t0 = self._tN = np.nan
+        self.frame_number = self.frame_time = np.nan
+        self._closed = False
+        self._start_chunk(0)
+
+    def _delete_chunk(self, chunk_n: int) -> None:
+        for is_motif, key in self._layout.extra_data_candidates(chunk_n):
+            if self._storage.exists(key):
+                self._storage.remove(key)
+        base = self._layout.index_base(chunk_n)
+        for ext in (".npz", ".yaml"):
+            if self._storage.exists(base + ext):
+                self._storage.remove(base + ext)
+
+    # ------------------------------------------------------------------ frame access
+    def _require_read(self) -> None:
+        if self._mode != "r":
+            raise UnsupportedFormatError("store is open for writing; reopen it with mode='r' to read")
+
+    def _require_write(self) -> None:
+        if self._mode != "w":
+            raise UnsupportedFormatError("store is open for reading")
+        if self._closed:
+            raise UnsupportedFormatError("store is closed")
+
+    def _chunk_reader(self, chunk_n: int):
+        r = self._readers.get(chunk_n)
+        if r is None:
+            if len(self._readers) >= 2:
+                old_n, old = next(iter(self._readers.items()))
+                old.close()
+                del self._readers[old_n]
+            r = self._new_chunk_reader(chunk_n)
+            self._readers[chunk_n] = r
+        return r
+
+    def _new_chunk_reader(self, chunk_n: int):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _close_readers(self) -> None:
+        for r in getattr(self, "_readers", {}).values():
+            r.close()
+        self._readers = {}
+
+    def _decoder(self):
+        if self._decode_image is None:
+            conv = encoding_converter(self._encoding)
+            self._decode_image = conv if conv is not None else (lambda x: x)
+        return self._decode_image
+
+    def disable_decoding(self) -> None:
+        """Return frames as stored, without converting the store's colour encoding."""
+        self._decode_image = lambda x: x
+
+    def _read_frame(self, frame_index: int) -> tuple[np.ndarray, FrameMeta]:
+        chunk_n, pos = self._index.locate(frame_index)
+        img = self._chunk_reader(chunk_n).read(pos)
+        img = self._decoder()(img)
+        self._check_frame(img, chunk_n, pos)
+        fn = int(self._index.frame_number[frame_index])
+        ft = float(self._index.frame_time[frame_index])
+        self._cursor = int(frame_index)
+        self.frame_number = fn
+        self.frame_time = ft
+        return img, (fn, ft)
+
+    def _check_frame(self, img: np.ndarray, chunk_n: int, pos: int) -> None:
+        want = self.image_shape
+        if img.shape[:2] != tuple(want[:2]):
+            raise CorruptChunkError(f"{self._storage.describe(self._layout.chunk_key(chunk_n))}: frame {pos} "
+                                    f"has shape {img.shape}, store metadata says {tuple(want)}")
+
+    def get_next_image(self) -> tuple[np.ndarray, FrameMeta]:
+        """The frame after the last one read (the first frame on a fresh store)."""
+        self._require_read()
+        nxt = self._cursor + 1
+        if nxt >= self._index.frame_count:
+            raise EndOfStoreError(f"{self._basedir}: end of store ({self._index.frame_count} frames)")
+        return self._read_frame(nxt)
+
+    def get_next_framenumber(self) -> int:
+        """Frame number of the frame :meth:`get_next_image` would return."""
+        self._require_read()
+        nxt = self._cursor + 1
+        if nxt >= self._index.frame_count:
+            raise EndOfStoreError(f"{self._basedir}: end of store ({self._index.frame_count} frames)")
+        return int(self._index.frame_number[nxt])
+
+    def get_image(self, frame_number, exact_only: bool = True, frame_index=None):
+        """The frame with *frame_number* (nearest one unless *exact_only*), or at *frame_index*."""
+        self._require_read()
+        if frame_index is not None:
+            i = as_int_scalar(frame_index, "frame_index")
+            if i is None or i < 0:
+                raise FrameNotFoundError(f"frame_index {frame_index!r} not found (must be an integer >= 0)")
+            return self._read_frame(self._checked_index(i, frame_index))
+        if frame_number is None:
+            raise FrameNotFoundError("give a frame_number or a frame_index")
+        if exact_only:
+            i = self._index.find_number(frame_number)
+            if i < 0:
+                raise FrameNotFoundError(f"frame #{frame_number} not found in any chunk")
+        else:
+            i = self._index.nearest_number(frame_number)
+        return self._read_frame(i)
+
+    def _checked_index(self, i: int, given) -> int:
+        if i >= self._index.frame_count:
+            raise FrameNotFoundError(f"frame_index {given} not found in index ({self._index.frame_count} frames)")
+        return i
+
+    def get_nearest_image(self, frame_time) -> tuple[np.ndarray, FrameMeta]:
+        """The frame whose time is nearest to *frame_time*."""
+        self._require_read()
+        return self._read_frame(self._index.nearest_time(frame_time))
+
+    # ------------------------------------------------------------------ array view
+    def __len__(self) -> int:
+        return self.frame_count
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        self._require_read()
+        for i in range(self._index.frame_count):
+            yield self._read_frame(i)[0]
+
+    # ------------------------------------------------------------------ metadata
+    def get_frame_metadata(self) -> dict[str, list]:
+        """``{'frame_number': [...], 'frame_time': [...]}`` of every frame, in store order."""
+        if self._mode == "w":
+            raise UnsupportedFormatError("frame metadata is read from a store opened for reading")
+        return {"frame_number": self._index.frame_number.tolist(), "frame_time": self._index.frame_time.tolist()}
+
+    @property
+    def frame_numbers(self) -> np.ndarray:
+        """Frame numbers of every frame as a read-only numpy array (store order)."""
+        self._require_read()
+        return self._index.frame_number
+
+    @property
+    def frame_times(self) -> np.ndarray:
+        """Frame times of every frame as a read-only numpy array (store order)."""
+        self._require_read()
+        return self._index.frame_time
+
+    def _get_chunk_metadata(self, chunk_n: int) -> dict[str, list]:
+        md = self._index.chunk_metadata(chunk_n)
+        return {k: v.tolist() for k, v in md.items()}
+
+    @property
+    def frame_count(self) -> int:
+        return self._frame_n if self._mode == "w" else self._index.frame_count
+
+    @property
+    def frame_min(self) -> float:
+        return float(self._frame_min) if self._mode == "w" else self._index.frame_min
+
+    @property
+    def frame_max(self) -> float:
+        return float(self._frame_max) if self._mode == "w" else self._index.frame_max
+
+    @property
+    def frame_time_min(self) -> float:
+        if self._mode == "w":
+            return self._t0
+        return self._index.frame_time_min if self._index.frame_count else 0.0
+
+    @property
+    def frame_time_max(self) -> float:
+        if self._mode == "w":
+            return self._tN
+        return self._index.frame_time_max if self._index.frame_count else 0.0
+
+    @property
+    def duration(self) -> float:
+        t0, tn = self.frame_time_min, self.frame_time_max
+        if t0 is None or tn is None or not np.isfinite(t0) or not np.isfinite(tn):
+            return 0.0
+        return float(tn - t0)
+
+    @property
+    def chunks(self) -> list[int]:
+        """Chunk numbers that hold frames (write mode: chunks completed so far)."""
+        if self._mode == "w":
+            return list(range(0, self._chunk_n))
+        return self._index.chunks
+
+    @property
+    def user_metadata(self) -> dict[str, Any]:
+        return self._md.user
+
+    @property
+    def store_metadata(self) -> dict[str, Any]:
+        return self._md.store
+
+    @property
+    def filename(self) -> str:
+        return self._basedir
+
+    @property
+    def full_path(self) -> str:
+        if is_url(self._basedir):
+            return self._basedir.rstrip("/") + "/" + STORE_MD_FILENAME
+        return os.path.join(self._basedir, STORE_MD_FILENAME)
+
+    @property
+    def image_shape(self) -> tuple[int, ...]:
+        if self._encoding:
+            return self._imgshape[0], self._imgshape[1], 3
+        return tuple(self._imgshape)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (self.frame_count,) + tuple(self.image_shape)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(self._imgdtype)
+
+    @property
+    def chunksize(self) -> int:
+        return self._chunksize
+
+    @property
+    def format(self) -> str:
+        return self._format
+
+    @property
+    def mode(self) -> str:
+        return self._mode
+
+    @property
+    def uuid(self) -> str | None:
+        return self._md.uuid
+
+    @property
+    def created(self) -> tuple[datetime.datetime, Any]:
+        """``(created time in UTC, recording time zone)``."""
+        if not hasattr(self, "_created"):
+            mtime = None
+            if "created_utc" not in self._md.store:
+                try:
+                    mtime = self._storage.stat(STORE_MD_FILENAME).mtime_ns / 1e9
+                except OSError:
+                    mtime = None
+            name = posixpath.basename(self._basedir.rstrip("/").replace(os.sep, "/"))
+            self._created = created_datetime(self._md, name, mtime)
+        return self._created
+
+    @property
+    def lossless(self) -> bool:  # pragma: no cover - overridden
+        return False
+
+    def convert_frame_time_to_datetime(self, frame_time, tz=None) -> datetime.datetime:
+        """A frame time (seconds since the epoch) as a datetime in the store's time zone (or *tz*)."""
+        if tz is None:
+            _, tz = self.created
+        return datetime.datetime.fromtimestamp(float(frame_time), tz=tz)
+
+    # ------------------------------------------------------------------ extra data
+    def _all_chunk_numbers(self) -> list[int]:
+        if self._mode == "r" and self._chunk_entries is not None:
+            return [e.chunk for e in self._chunk_entries]
+        return self._layout.list_chunks(self._storage)
+
+    def _iter_extra_data_files(self, extensions=EXTRA_DATA_FILE_EXTENSIONS):
+        for c in self._all_chunk_numbers():
+            cands = self._layout.extra_data_candidates(c)
+            motif = [(m, k) for m, k in cands if m and any(k.endswith(e) for e in extensions)]
+            found_motif = False
+            for m, k in motif:
+                if self._storage.exists(k):
+                    yield True, k
+                    found_motif = True
+                    break
+            if found_motif:
+                continue
+            for m, k in cands:
+                if not m and any(k.endswith(e) for e in extensions) and self._storage.exists(k):
+                    yield False, k
+
+    @property
+    def has_extra_data(self) -> bool:
+        return any(True for _ in self._iter_extra_data_files())
+
+    def find_extra_data_files(self, extensions=EXTRA_DATA_FILE_EXTENSIONS) -> list[str]:
+        """Paths of the store's extra-data files."""
+        return [self._storage.describe(k) for _, k in self._iter_extra_data_files(extensions)]
+
+    def get_extra_data(self, ignore_corrupt_chunks: bool = False):
+        """All extra data as one pandas DataFrame (None if the store has none)."""
+        import pandas as pd
+
+        dfs = []
+        for is_motif, key in self._iter_extra_data_files():
+            try:
+                df = _xd.read_extra_data_file(self._storage, key, is_motif)
+            except (CorruptChunkError, OSError, ValueError) as e:
+                if ignore_corrupt_chunks:
+                    log.warning("chunk extra data %s is corrupt: %s", self._storage.describe(key), e)
+                    continue
+                if isinstance(e, CorruptChunkError):
+                    raise
+                raise CorruptChunkError(f"{self._storage.describe(key)}: {e}") from None
+            if df is not None and not df.empty:
+                dfs.append(df)
+        if dfs:
+            return pd.concat(dfs, axis=0, ignore_index=True)
+        return None
+
+    def get_extra_data_samplerate(self) -> float:
+        """Sample rate of the DAQ data in Motif ``.extra_data.h5`` files."""
+        for _, key in self._iter_extra_data_files((".extra_data.h5",)):
+            attrs = _xd.motif_h5_attrs(self._storage, key)
+            ds = attrs["_datasets"]
+            if len(ds) > 1:
+                raise ValueError("Multiple sample rates detected: please use motif_extra_data_h5_attrs")
+            if len(ds) == 1:
+                try:
+                    return attrs[ds[0]]["samplerate"]
+                except KeyError:
+                    pass
+        raise ValueError("No sample rate or dataset found in file")
+
+    # ------------------------------------------------------------------ index files
+    def _write_sqlite_index(self, key: str) -> None:
+        if self._mode == "w":
+            index, _, _ = build_index(self._storage, self._layout, use_cache=False, write_cache=False)
+        else:
+            index = self._index
+        write_sqlite_index(self._storage, key, index, self._layout)
+
+    def save_index(self, path: str | None = None) -> None:
+        """Save the frame index as the original's ``.index.sqlite`` (or to *path*)."""
+        if self._mode != "r":
+            return
+        if path is None:
+            self._write_sqlite_index(STORE_INDEX_FILENAME)
+        else:
+            from ..storage import LocalStorage
+
+            d, name = os.path.split(os.path.abspath(path))
+            write_sqlite_index(LocalStorage(d), name, self._index, self._layout)
+
+    def reindex(self) -> None:
+        """Renumber the frames before the single frame_number 0 as negative numbers.
+
+        Raises ValueError unless exactly one frame has frame_number 0. The old
+        numbers are kept in each chunk index as ``_frame_number_before_reindex``;
+        extra data records are renumbered too.
+        """
+        self._require_read()
+        fn = self._index.frame_number
+        zeros = np.flatnonzero(fn == 0)
+        if len(zeros) != 1:
+            raise ValueError(f"{len(zeros)} frame_number=0 found (should be 1)")
+        zero_idx = int(zeros[0])
+        new = np.array(fn, dtype=np.int64)
+        new[:zero_idx] = np.arange(-zero_idx, 0)
+        for c in self._index.chunks:
+            start, stop = self._index.chunk_range(c)
+            base = self._layout.index_base(c)
+            old_key = find_chunk_index(self._storage, base)
+            write_chunk_index(self._storage, base, new[start:stop], self._index.frame_time[start:stop],
+                              extra={"_frame_number_before_reindex": np.asarray(fn[start:stop])})
+            if old_key and old_key.endswith(".yaml"):
+                self._storage.remove(old_key)
+        for c in self._all_chunk_numbers():
+            for is_motif, key in self._layout.extra_data_candidates(c):
+                if is_motif or not self._storage.exists(key):
+                    continue
+                recs = _xd.parse_json_records(self._storage.read_bytes(key), self._storage.describe(key))
+                if recs and any("frame_index" not in r for r in recs):
+                    log.error("can not reindex extra-data on old format stores: %s", self._storage.describe(key))
+                    continue
+                for r in recs:
+                    r["_frame_number_before_reindex"] = r["frame_number"]
+                    fi = int(r["frame_index"])
+                    if 0 <= fi < len(new):
+                        r["frame_number"] = int(new[fi])
+                text = "[" + ", ".join(_xd.encode_record(r) for r in recs) + "]"
+                self._storage.write_bytes(key, text.encode("utf-8"))
+        self._close_readers()
+        self._open_index()
+
+    # ------------------------------------------------------------------ misc
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (f"<{self.class_name} {self._basedir!r} mode={self._mode!r} format={self._format!r} "
+                f"frames={self.frame_count} shape={self.image_shape} dtype={self._imgdtype}>")
+
+    @classmethod
+    def supported_formats(cls) -> list[str]:  # pragma: no cover - overridden
+        return []
+
+    @classmethod
+    def supports_format(cls, fmt: str) -> bool:
+        return fmt in cls.supported_formats()
+
+    @property
+    def _chunk_n_and_chunk_paths(self):
+        return [(c, self._storage.describe(self._layout.index_base(c))) for c in self._all_chunk_numbers()]
+
+    def _iter_chunk_n_and_chunk_paths(self):
+        yield from self._chunk_n_and_chunk_paths
+

@@ -1,0 +1,123 @@
+"""Helpers the original exported from ``imgstore.util`` (kept importable for existing code)."""
+
+from __future__ import annotations
+
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+
+from .color import encoding_converter, ensure_color, ensure_grayscale  # noqa: F401
+from .format.extradata import JsonCustomEncoder  # noqa: F401
+from .format.metadata import local_timezone_name
+from .storage import LocalStorage
+
+
+def FourCC(*chars: str) -> int:  # noqa: N802 - original name
+    """OpenCV-style four character code as an int."""
+    s = "".join(chars)
+    if len(s) != 4:
+        raise ValueError("FourCC needs 4 characters")
+    return sum(ord(c) << (8 * i) for i, c in enumerate(s))
+
+
+class ImageCodecProcessor:
+    """Converts frames in a store ``encoding`` (e.g. ``cv_bayerbg``) to BGR (needs OpenCV)."""
+
+    def __init__(self) -> None:
+        self._code: str | None = None
+        self.autoconvert = lambda x: x
+
+    @classmethod
+    def from_pylon_format(cls, s: str | None) -> "ImageCodecProcessor":
+        mapping = {"BayerBG": "cv_bayerrg", "Bayer_BG": "cv_bayerrg", "BayerRG": "cv_bayerbg",
+                   "Bayer_RG": "cv_bayerbg", "BayerGB": "cv_bayergr", "Bayer_GB": "cv_bayergr"}
+        if s and s != "None" and s not in mapping:
+            raise ValueError(f"unknown pylon format: {s!r}")
+        obj = cls()
+        obj.set_default_code(mapping.get(s) if s else None)
+        return obj
+
+    @property
+    def encoding(self) -> str:
+        return self._code or ""
+
+    def set_default_code(self, code: str | None) -> None:
+        self._code = code or None
+        conv = encoding_converter(self._code)
+        self.autoconvert = conv if conv is not None else (lambda x: x)
+
+    def check_code(self, code: str) -> bool:
+        try:
+            encoding_converter(code)
+            return True
+        except Exception:
+            return False
+
+    def convert_to_bgr(self, img: np.ndarray, code: str | None = None) -> np.ndarray:
+        conv = encoding_converter(code or self._code)
+        if conv is None:
+            raise ValueError("encoding must be specified")
+        return conv(img)
+
+
+def _split(path: str) -> tuple[LocalStorage, str]:
+    import os
+
+    d, name = os.path.split(os.path.abspath(path))
+    return LocalStorage(d), name
+
+
+def motif_extra_data_json_to_df(store, path: str):
+    """DataFrame of a Motif ``.extra_data.json`` file."""
+    from .format.extradata import read_motif_json
+
+    return read_motif_json(*_split(path))
+
+
+def motif_extra_data_h5_to_df(store, path: str):
+    """DataFrame of a Motif ``.extra_data.h5`` file."""
+    from .format.extradata import read_motif_h5
+
+    return read_motif_h5(*_split(path))
+
+
+def motif_extra_data_h5_attrs(path: str) -> dict[str, Any]:
+    """Dataset names and attributes of a Motif ``.extra_data.h5`` file."""
+    from .format.extradata import motif_h5_attrs
+
+    return motif_h5_attrs(*_split(path))
+
+
+def motif_get_parse_true_fps(store, default: float | None = 25.0, hwardware_only: bool = False) -> float:
+    """The camera's true frame rate from Motif metadata (or the median frame interval if default is None)."""
+    md = store.user_metadata
+    if "hwframerate" in md:
+        return float(md["hwframerate"])
+    if "motifptpframerate" in md:
+        return float(md["motifptpframerate"])
+    if (not hwardware_only) and md.get("acquisitionframerate") and md.get("acquisitionframerateenable") is True:
+        return float(md["acquisitionframerate"])
+    if default is None:
+        return 1.0 / float(np.median(np.diff(store.frame_times)))
+    return default
+
+
+def motif_get_recording_timezone(store):
+    """The recording's time zone: the user metadata's ``timezone`` if valid, else the store's."""
+    _, tz = store.created
+    name = (store.user_metadata or {}).get("timezone")
+    if name:
+        try:
+            return ZoneInfo(name)
+        except Exception:
+            pass
+    return tz
+
+
+def get_local_timezone() -> str:
+    return local_timezone_name()
+
+
+def get_local_timezone_zoneinfo() -> ZoneInfo:
+    return ZoneInfo(local_timezone_name())
