@@ -53,41 +53,100 @@ def as_float_scalar(value, what: str) -> float:
     return f
 
 
-def _order_if_unsorted(values: np.ndarray) -> np.ndarray | None:
-    if len(values) < 2:
-        if len(values) == 1 and values.dtype.kind == "f" and np.isnan(values[0]):
-            return np.zeros(1, dtype=np.int64)
-        return None
-    if values.dtype.kind == "f":
-        if not np.isnan(values).any() and bool(np.all(values[1:] >= values[:-1])):
-            return None
-    elif bool(np.all(values[1:] >= values[:-1])):
-        return None
-    return np.argsort(values, kind="stable").astype(np.int64 if len(values) >= 2**31 else np.int32)
+#: entries per coarse step: one 4 KiB page of int64/float64
+COARSE_STEP = 512
+
+
+class SortedColumn:
+    """One column (frame numbers or times) searchable in O(log n).
+
+    ``sorted`` holds the column's values in ascending order (NaN excluded):
+    the column itself when it is already non-decreasing, else a sorted copy
+    with ``order`` mapping sorted positions back to frame indices (stable, so
+    equal values keep write order). ``coarse`` is every COARSE_STEP-th sorted
+    value, so a lookup reads one page of a memory-mapped index.
+    """
+
+    __slots__ = ("sorted", "order", "coarse")
+
+    def __init__(self, sorted_values: np.ndarray, order: np.ndarray | None, coarse: np.ndarray | None = None):
+        self.sorted = sorted_values
+        self.order = order
+        self.coarse = sorted_values[::COARSE_STEP].copy() if coarse is None else coarse
+
+    @classmethod
+    def build(cls, values: np.ndarray) -> "SortedColumn":
+        if values.dtype.kind == "f":
+            nan = np.isnan(values)
+            if not nan.any() and (len(values) < 2 or bool(np.all(values[1:] >= values[:-1]))):
+                return cls(values, None)
+            order = np.argsort(values, kind="stable")[: len(values) - int(nan.sum())]
+        else:
+            if len(values) < 2 or bool(np.all(values[1:] >= values[:-1])):
+                return cls(values, None)
+            order = np.argsort(values, kind="stable")
+        order = order.astype(np.int64 if len(values) >= 2**31 else np.int32)
+        return cls(values[order], order)
+
+    def __len__(self) -> int:
+        return len(self.sorted)
+
+    def frame_index(self, pos: int) -> int:
+        return pos if self.order is None else int(self.order[pos])
+
+    def search(self, q, side: str = "left") -> int:
+        """Position of *q* in the sorted values (as ``np.searchsorted``)."""
+        k = int(np.searchsorted(self.coarse, q, side=side))
+        if k == 0:
+            return 0
+        lo = (k - 1) * COARSE_STEP
+        hi = min(k * COARSE_STEP, len(self.sorted))
+        return lo + int(np.searchsorted(self.sorted[lo:hi], q, side=side))
+
+    def first_equal(self, q) -> int:
+        """Frame index of the earliest written entry equal to *q*, or -1."""
+        pos = self.search(q, "left")
+        if pos < len(self.sorted) and self.sorted[pos] == q:
+            return self.frame_index(pos)
+        return -1
+
+    def nearest(self, q: float) -> int:
+        """Frame index of the entry nearest to *q*; ties go to the earliest written."""
+        n = len(self.sorted)
+        if n == 0:
+            raise FrameNotFoundError("store holds no frames to search")
+        hi = self.search(q, "left")
+        cands = []
+        if hi < n:
+            cands.append((abs(float(self.sorted[hi]) - q), self.frame_index(hi)))
+        if hi > 0:
+            lo = self.search(self.sorted[hi - 1], "left")  # first of the group just below q
+            cands.append((abs(float(self.sorted[lo]) - q), self.frame_index(lo)))
+        return min(cands)[1]
+
+    @property
+    def min(self) -> float:
+        return float(self.sorted[0]) if len(self.sorted) else np.nan
+
+    @property
+    def max(self) -> float:
+        return float(self.sorted[-1]) if len(self.sorted) else np.nan
 
 
 class FrameIndex:
     """Index of every frame in a store (see module docstring)."""
 
-    __slots__ = ("frame_number", "frame_time", "chunk_ids", "chunk_starts", "number_order", "time_order",
-                 "_n_valid_times")
+    __slots__ = ("frame_number", "frame_time", "chunk_ids", "chunk_starts", "numbers", "times")
 
     def __init__(self, frame_number: np.ndarray, frame_time: np.ndarray, chunk_ids: np.ndarray,
-                 chunk_starts: np.ndarray, number_order: np.ndarray | None = None,
-                 time_order: np.ndarray | None = None, sort: bool = True) -> None:
+                 chunk_starts: np.ndarray, numbers: SortedColumn | None = None,
+                 times: SortedColumn | None = None) -> None:
         self.frame_number = frame_number
         self.frame_time = frame_time
         self.chunk_ids = chunk_ids
         self.chunk_starts = chunk_starts
-        if sort:
-            number_order = _order_if_unsorted(frame_number)
-            time_order = _order_if_unsorted(frame_time)
-        self.number_order = number_order
-        self.time_order = time_order
-        if time_order is not None and len(frame_time):
-            self._n_valid_times = int(np.count_nonzero(~np.isnan(frame_time)))
-        else:
-            self._n_valid_times = len(frame_time)
+        self.numbers = numbers if numbers is not None else SortedColumn.build(frame_number)
+        self.times = times if times is not None else SortedColumn.build(frame_time)
 
     # --- construction --------------------------------------------------
     @classmethod
@@ -123,31 +182,21 @@ class FrameIndex:
         """Chunk numbers that hold at least one frame."""
         return [int(c) for c in self.chunk_ids]
 
-    def _extreme(self, order, values, first: bool, n_valid: int | None = None):
-        if not len(values):
-            return np.nan
-        if order is None:
-            return values[0] if first else values[-1]
-        n = len(values) if n_valid is None else n_valid
-        if n == 0:
-            return np.nan
-        return values[order[0] if first else order[n - 1]]
-
     @property
     def frame_min(self) -> float:
-        return float(self._extreme(self.number_order, self.frame_number, True))
+        return self.numbers.min
 
     @property
     def frame_max(self) -> float:
-        return float(self._extreme(self.number_order, self.frame_number, False))
+        return self.numbers.max
 
     @property
     def frame_time_min(self) -> float:
-        return float(self._extreme(self.time_order, self.frame_time, True, self._n_valid_times))
+        return self.times.min
 
     @property
     def frame_time_max(self) -> float:
-        return float(self._extreme(self.time_order, self.frame_time, False, self._n_valid_times))
+        return self.times.max
 
     # --- lookups -------------------------------------------------------
     def locate(self, frame_index) -> tuple[int, int]:
@@ -176,52 +225,37 @@ class FrameIndex:
         n = as_int_scalar(frame_number, "frame_number")
         if n is None or not len(self.frame_number):
             return -1
-        vals = self.frame_number
-        pos = int(np.searchsorted(vals, n, side="left", sorter=self.number_order))
-        if pos >= len(vals):
-            return -1
-        i = pos if self.number_order is None else int(self.number_order[pos])
-        return i if int(vals[i]) == n else -1
-
-    def _nearest(self, values, order, n_valid, q) -> int:
-        if n_valid == 0:
-            raise FrameNotFoundError("store holds no frames to search")
-        sorter = None if order is None else order[:n_valid]
-        hi = int(np.searchsorted(values, q, side="left", sorter=sorter))
-
-        def at(p):
-            return p if order is None else int(order[p])
-
-        cands = []
-        if hi < n_valid:
-            cands.append(at(hi))  # first (earliest written) of the group >= q
-        if hi > 0:
-            v_lo = values[at(hi - 1)]
-            lo = int(np.searchsorted(values, v_lo, side="left", sorter=sorter))
-            cands.append(at(lo))
-        best = min(cands, key=lambda i: (abs(float(values[i]) - q), i))
-        return best
+        return self.numbers.first_equal(n)
 
     def nearest_number(self, frame_number) -> int:
         """Frame index whose frame number is nearest to *frame_number* (ties: earliest written)."""
-        q = as_float_scalar(frame_number, "frame_number")
-        return self._nearest(self.frame_number, self.number_order, len(self.frame_number), q)
+        return self.numbers.nearest(as_float_scalar(frame_number, "frame_number"))
 
     def nearest_time(self, frame_time) -> int:
         """Frame index whose frame time is nearest to *frame_time* (NaN times never match)."""
-        q = as_float_scalar(frame_time, "frame_time")
-        return self._nearest(self.frame_time, self.time_order, self._n_valid_times, q)
+        return self.times.nearest(as_float_scalar(frame_time, "frame_time"))
 
     def chunk_metadata(self, chunk_n: int) -> dict[str, np.ndarray]:
         start, stop = self.chunk_range(chunk_n)
         return {"frame_number": self.frame_number[start:stop], "frame_time": self.frame_time[start:stop]}
 
     def arrays(self) -> dict[str, np.ndarray]:
+        """Every array that defines the index (what the cache file stores)."""
         out = {"frame_number": self.frame_number, "frame_time": self.frame_time,
                "chunk_ids": self.chunk_ids, "chunk_starts": self.chunk_starts}
-        if self.number_order is not None:
-            out["number_order"] = self.number_order
-        if self.time_order is not None:
-            out["time_order"] = self.time_order
+        for name, col in (("number", self.numbers), ("time", self.times)):
+            out[f"{name}_coarse"] = col.coarse
+            if col.order is not None:
+                out[f"{name}_sorted"] = col.sorted
+                out[f"{name}_order"] = col.order
         return out
 
+    @classmethod
+    def from_arrays(cls, a: dict[str, np.ndarray]) -> "FrameIndex":
+        def col(name, values):
+            if f"{name}_order" in a:
+                return SortedColumn(a[f"{name}_sorted"], a[f"{name}_order"], a[f"{name}_coarse"])
+            return SortedColumn(values, None, a[f"{name}_coarse"])
+
+        return cls(a["frame_number"], a["frame_time"], a["chunk_ids"], a["chunk_starts"],
+                   col("number", a["frame_number"]), col("time", a["frame_time"]))

@@ -9,7 +9,7 @@ and only chunks that changed are read again.
 
 File layout: ``MAGIC``, a little-endian uint64 header length, a JSON header
 (format version, per-chunk validation entries, array descriptors), then the
-arrays, each aligned to 64 bytes.
+arrays, each aligned to a 4 KiB page.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ log = logging.getLogger("imgstore.index")
 
 MAGIC = b"IMGSTORE-FRAMEINDEX\n"
 CACHE_VERSION = 1
-_ALIGN = 64
+_ALIGN = 4096  # page-aligned arrays: a coarse-guided lookup reads one page
 
 
 @dataclass(frozen=True)
@@ -135,8 +135,7 @@ def decode_cache(buf) -> tuple[list[ChunkEntry], FrameIndex]:
             raise ValueError("cache truncated")
         arrays[d["name"]] = np.frombuffer(buf, dtype=dt, count=count, offset=off).reshape(d["shape"])
     entries = [ChunkEntry(int(c), k, int(s), int(m)) for c, k, s, m in header["entries"]]
-    idx = FrameIndex(arrays["frame_number"], arrays["frame_time"], arrays["chunk_ids"], arrays["chunk_starts"],
-                     arrays.get("number_order"), arrays.get("time_order"), sort=False)
+    idx = FrameIndex.from_arrays(arrays)
     n_frames = len(idx.frame_number)
     if len(idx.frame_time) != n_frames or int(idx.chunk_starts[-1]) != n_frames:
         raise ValueError("inconsistent cache")
@@ -166,6 +165,8 @@ def _read_cache(storage: Storage, key: str):
                 if size == 0:
                     return None
                 mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+                if hasattr(mm, "madvise") and hasattr(mmap, "MADV_RANDOM"):
+                    mm.madvise(mmap.MADV_RANDOM)  # lookups touch a few pages: no read-ahead
         except (FileNotFoundError, ValueError, OSError):
             return None
         return mm

@@ -1,0 +1,36 @@
+"""Drawing a status bar (frame number and time) under a frame, with Pillow."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..color import ensure_color
+
+
+def _to_uint8(img: np.ndarray) -> np.ndarray:
+    if img.dtype == np.uint8:
+        return img
+    if img.dtype.kind in "ui":
+        return (img.astype(np.float64) * (255.0 / np.iinfo(img.dtype).max)).astype(np.uint8)
+    return (np.clip(img, 0, 1) * 255).astype(np.uint8)
+
+
+def render_with_statusbar(img: np.ndarray, text: str | None, bar_height: int = 18) -> np.ndarray:
+    """A BGR uint8 copy of *img* with *text* in a black bar below it (no bar if text is None)."""
+    from PIL import Image, ImageDraw
+
+    frame = ensure_color(_to_uint8(img))
+    if text is None:
+        return np.ascontiguousarray(frame)
+    h, w = frame.shape[:2]
+    out = np.zeros((h + bar_height, w, 3), np.uint8)
+    out[:h] = frame
+    pil = Image.fromarray(out[..., ::-1].copy())
+    ImageDraw.Draw(pil).text((4, h + 3), text, fill=(255, 255, 255))
+    return np.asarray(pil)[..., ::-1].copy()
+
+
+def save_png(path: str, img_bgr: np.ndarray) -> None:
+    from PIL import Image
+
+    Image.fromarray(np.ascontiguousarray(ensure_color(img_bgr)[..., ::-1])).save(path)

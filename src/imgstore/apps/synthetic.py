@@ -1,0 +1,47 @@
+"""Synthetic frames that carry their own frame number (for demos and self-tests).
+
+The number is a 16-bit barcode in rows 0..31: bit k (MSB first) sets columns
+4k+1..4k+2 to the dtype's maximum, the same rule as the reference stores.
+Below it, a textured background with a moving blob.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+BARCODE_BITS = 16
+
+
+def make_frame(frame_number: int, shape=(96, 128), dtype=np.uint8, seed: int = 0) -> np.ndarray:
+    """A frame of *shape* (gray (h, w) or BGR (h, w, 3)) encoding *frame_number*."""
+    h, w = shape[:2]
+    dt = np.dtype(dtype)
+    top = np.iinfo(dt).max if dt.kind in "ui" else 1.0
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w]
+    bg = (0.25 + 0.1 * np.sin(xx / 5.0) * np.cos(yy / 7.0) + 0.05 * rng.random((h, w)))
+    cy = h / 2 + h / 4 * np.sin(frame_number / 10.0)
+    cx = w / 2 + w / 4 * np.cos(frame_number / 13.0)
+    blob = np.exp(-(((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * (min(h, w) / 10.0) ** 2)))
+    img = np.clip(bg + 0.6 * blob, 0, 1) * (top * 0.45)  # stays below half range: never reads as a set bit
+    img = img.astype(dt)
+    img[:32, : 4 * BARCODE_BITS] = 0
+    for k in range(BARCODE_BITS):
+        if (int(frame_number) >> (BARCODE_BITS - 1 - k)) & 1:
+            img[:32, 4 * k + 1: 4 * k + 3] = top
+    if len(shape) == 3:
+        img = np.repeat(img[:, :, None], 3, axis=2)
+        img[32:48, 0:32] = (top, 0, 0)  # blue patch (BGR)
+        img[32:48, 32:64] = (0, 0, top)  # red patch (BGR)
+    return img
+
+
+def read_frame_number(img: np.ndarray) -> int:
+    """Decode the barcode written by :func:`make_frame`."""
+    dt = img.dtype
+    half = (np.iinfo(dt).max / 2.0) if dt.kind in "ui" else 0.5
+    v = 0
+    for k in range(BARCODE_BITS):
+        if float(img[0:32, 4 * k + 1: 4 * k + 3].mean()) > half:
+            v |= 1 << (BARCODE_BITS - 1 - k)
+    return v

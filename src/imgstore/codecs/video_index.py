@@ -1,0 +1,306 @@
+"""Packet index of a video chunk: what the container says about each frame.
+
+A video chunk's *packet index* lists, for every video packet in decode
+(file) order, its presentation timestamp, whether it is a keyframe, its
+byte offset and its size. It is what lets :class:`~imgstore.codecs.video.
+VideoChunkReader` count frames (MKV headers say 0), map a frame position to
+a timestamp and jump straight to the keyframe before it, without asking the
+container for a frame count or trusting the decoder's frame counter.
+
+It lives beside the chunk as ``<chunk stem>.pktidx.npz`` (``000003.mkv`` ->
+``000003.pktidx.npz``). The name is deliberately *not* ``000003.npz`` (that
+is the store's frame-metadata index, read by every imgstore version) and
+does not end in a video extension, so older readers never see it.
+
+The file is a numpy ``.npz`` holding
+
+============  =======  ==================================================
+``pts``       int64    presentation timestamp (stream time base), decode order
+``is_key``    bool     packet is a keyframe (decoding may start here)
+``pos``       int64    byte offset of the packet in the file, -1 if unknown
+``size``      int32    packet size in bytes
+``tb_num``    int64    stream time base numerator
+``tb_den``    int64    stream time base denominator
+``file_size`` int64    size of the chunk file the index describes
+``version``   int64    1
+============  =======  ==================================================
+
+Building one demuxes the file without decoding (9-23 us per frame measured,
+0.1-0.25 s per 10,000-frame chunk). A stale index (the chunk's size changed,
+e.g. a chunk still being written or a truncated one) or a corrupt one is
+rebuilt on load.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import posixpath
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+import numpy as np
+
+from ..errors import CorruptChunkError
+from ..storage.base import Storage
+
+log = logging.getLogger(__name__)
+
+INDEX_SUFFIX = ".pktidx.npz"
+INDEX_VERSION = 1
+
+
+def packet_index_key(key: str) -> str:
+    """Storage key of the packet index of chunk *key* (``a/000003.mkv`` -> ``a/000003.pktidx.npz``)."""
+    head, tail = posixpath.split(key)
+    stem = posixpath.splitext(tail)[0]
+    return posixpath.join(head, stem + INDEX_SUFFIX) if head else stem + INDEX_SUFFIX
+
+
+@dataclass
+class PacketIndex:
+    """Per-packet timestamps, keyframe flags and byte ranges of one video stream, decode order."""
+
+    pts: np.ndarray  # int64
+    is_key: np.ndarray  # bool
+    pos: np.ndarray  # int64, -1 unknown
+    size: np.ndarray  # int32
+    time_base: Fraction
+    file_size: int
+    # derived (presentation order), filled in by __post_init__
+    order: np.ndarray = field(init=False, repr=False)  # presentation position -> decode index
+    pts_sorted: np.ndarray = field(init=False, repr=False)  # presentation position -> pts
+    unique_pts: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.pts = np.asarray(self.pts, dtype=np.int64)
+        self.is_key = np.asarray(self.is_key, dtype=bool)
+        self.pos = np.asarray(self.pos, dtype=np.int64)
+        self.size = np.asarray(self.size, dtype=np.int32)
+        self.order = np.argsort(self.pts, kind="stable")
+        self.pts_sorted = self.pts[self.order]
+        self.unique_pts = bool(len(self.pts) < 2 or np.all(np.diff(self.pts_sorted) > 0))
+
+    def __len__(self) -> int:
+        return int(len(self.pts))
+
+    @property
+    def frame_count(self) -> int:
+        return len(self)
+
+    def times(self) -> np.ndarray:
+        """Presentation time in seconds of each frame, presentation order."""
+        return self.pts_sorted.astype(np.float64) * float(self.time_base)
+
+    def to_bytes(self) -> bytes:
+        buf = io.BytesIO()
+        np.savez(
+            buf,
+            pts=self.pts,
+            is_key=self.is_key,
+            pos=self.pos,
+            size=self.size,
+            tb_num=np.int64(self.time_base.numerator),
+            tb_den=np.int64(self.time_base.denominator),
+            file_size=np.int64(self.file_size),
+            version=np.int64(INDEX_VERSION),
+        )
+        return buf.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "PacketIndex":
+        with np.load(io.BytesIO(data), allow_pickle=False) as z:
+            if int(z["version"]) != INDEX_VERSION:
+                raise ValueError(f"unknown packet index version {int(z['version'])}")
+            return cls(
+                pts=z["pts"],
+                is_key=z["is_key"],
+                pos=z["pos"],
+                size=z["size"],
+                time_base=Fraction(int(z["tb_num"]), int(z["tb_den"])),
+                file_size=int(z["file_size"]),
+            )
+
+    def check(self, file_size: int) -> str | None:
+        """Why this index cannot describe a file of *file_size* bytes, or None if it plausibly does."""
+        n = len(self.pts)
+        if not (len(self.is_key) == len(self.pos) == len(self.size) == n):
+            return "arrays of different lengths"
+        if self.file_size != file_size:
+            return f"index made for {self.file_size} bytes, file has {file_size}"
+        if self.time_base <= 0:
+            return "bad time base"
+        if n == 0:
+            return None
+        if n > file_size or int(self.size.astype(np.int64).sum()) > file_size:
+            return "more packet data than file bytes"
+        if np.any(self.size <= 0):
+            return "empty packets"
+        known = self.pos >= 0
+        if np.any(self.pos[known] + self.size[known] > file_size):
+            return "packets beyond the end of the file"
+        if not self.is_key.any():
+            return "no keyframe"
+        return None
+
+
+def packet_ts(pkt) -> int | None:
+    """The timestamp a packet is indexed by: pts, else dts."""
+    ts = pkt.pts
+    if ts is None:
+        ts = pkt.dts
+    return ts
+
+
+def _file_size(storage: Storage, key: str) -> int:
+    return int(storage.stat(key).size)
+
+
+def open_container(storage: Storage, key: str):
+    """Open chunk *key* for reading with PyAV: by OS path if local, else as a file object.
+
+    Returns ``(container, fileobj_or_None)``. Raises FileNotFoundError if the
+    chunk is missing and CorruptChunkError if it cannot be opened as video.
+    """
+    import av
+
+    path = storage.local_path(key)
+    fobj = None
+    try:
+        if path is not None:
+            container = av.open(path, "r")
+        else:
+            fobj = storage.open_read(key)
+            container = av.open(fobj, "r")
+    except FileNotFoundError:
+        raise
+    except (av.error.FFmpegError, OSError, ValueError, EOFError) as e:
+        if fobj is not None:
+            fobj.close()
+        if isinstance(e, FileNotFoundError) or (path is not None and not storage.exists(key)):
+            raise FileNotFoundError(f"{storage.describe(key)}: no such chunk") from e
+        raise CorruptChunkError(f"{storage.describe(key)}: cannot open video: {e}") from e
+    return container, fobj
+
+
+def _demux_index(container, file_size: int, describe: str) -> PacketIndex:
+    import av
+
+    if not container.streams.video:
+        raise CorruptChunkError(f"{describe}: no video stream")
+    stream = container.streams.video[0]
+    pts, key, pos, size = [], [], [], []
+    missing_ts = 0
+    try:
+        for pkt in container.demux(stream):
+            n = pkt.size
+            if not n:  # the flush packet at the end
+                continue
+            p = pkt.pos if pkt.pos is not None else -1
+            if pkt.is_corrupt or (p >= 0 and p + n > file_size):
+                # a packet cut short by the end of the file (writer killed): not a frame we can return
+                log.debug("%s: dropping incomplete packet at %d", describe, p)
+                continue
+            ts = packet_ts(pkt)
+            if ts is None:
+                missing_ts += 1
+                ts = (pts[-1] + 1) if pts else 0
+            pts.append(ts)
+            key.append(bool(pkt.is_keyframe))
+            pos.append(p)
+            size.append(n)
+    except (av.error.FFmpegError, EOFError) as e:
+        # truncated/corrupt tail: keep the packets read so far
+        log.warning("%s: demuxing stopped after %d packets: %s", describe, len(pts), e)
+    if missing_ts:
+        log.warning("%s: %d packets without timestamps", describe, missing_ts)
+    tb = stream.time_base or Fraction(1, 1)
+    return PacketIndex(
+        pts=np.array(pts, dtype=np.int64),
+        is_key=np.array(key, dtype=bool),
+        pos=np.array(pos, dtype=np.int64),
+        size=np.array(size, dtype=np.int32),
+        time_base=Fraction(tb),
+        file_size=file_size,
+    )
+
+
+def save_packet_index(storage: Storage, key: str, index: PacketIndex) -> bool:
+    """Write *index* beside chunk *key* atomically; False (and no error) where the store cannot be written."""
+    if not getattr(storage, "writable", False):
+        return False
+    try:
+        storage.write_bytes(packet_index_key(key), index.to_bytes(), atomic=True)
+        return True
+    except (OSError, PermissionError) as e:
+        log.debug("%s: cannot write packet index: %s", storage.describe(key), e)
+        return False
+
+
+def build_packet_index(storage: Storage, key: str, *, write: bool = True, container=None) -> PacketIndex:
+    """Demux chunk *key* (no decoding) and return its packet index.
+
+    Saves it beside the chunk when *write* and the storage is writable (a
+    read-only folder is silently left alone). *container* may be an already
+    open PyAV input container of the chunk (it is demuxed from its current
+    position, so pass a fresh one).
+    """
+    describe = storage.describe(key)
+    size = _file_size(storage, key)
+    if container is not None:
+        index = _demux_index(container, size, describe)
+    else:
+        c, fobj = open_container(storage, key)
+        try:
+            index = _demux_index(c, size, describe)
+        finally:
+            c.close()
+            if fobj is not None:
+                fobj.close()
+    if write:
+        save_packet_index(storage, key, index)
+    return index
+
+
+def load_packet_index(storage: Storage, key: str, *, rebuild: bool = True, write: bool = True) -> PacketIndex:
+    """The packet index of chunk *key*, read from its ``.pktidx.npz`` if that is valid.
+
+    A missing, unreadable or stale file (the chunk's size differs from the
+    one recorded) is rebuilt by demuxing when *rebuild* (and re-saved when
+    *write* and the storage is writable); otherwise CorruptChunkError.
+    """
+    ikey = packet_index_key(key)
+    size = _file_size(storage, key)  # FileNotFoundError for a missing chunk
+    problem = None
+    try:
+        data = storage.read_bytes(ikey)
+    except FileNotFoundError:
+        data = None
+        problem = "missing"
+    except OSError as e:
+        data = None
+        problem = f"unreadable ({e})"
+    if data is not None:
+        try:
+            index = PacketIndex.from_bytes(data)
+            problem = index.check(size)
+            if problem is None:
+                return index
+        except Exception as e:  # noqa: BLE001 - any damage means: rebuild
+            problem = f"corrupt ({type(e).__name__}: {e})"
+    if not rebuild:
+        raise CorruptChunkError(f"{storage.describe(ikey)}: packet index {problem}")
+    if problem != "missing":
+        log.info("%s: rebuilding packet index: %s", storage.describe(key), problem)
+    return build_packet_index(storage, key, write=write)
+
+
+__all__ = [
+    "PacketIndex",
+    "packet_index_key",
+    "build_packet_index",
+    "load_packet_index",
+    "save_packet_index",
+    "open_container",
+    "INDEX_SUFFIX",
+]
