@@ -20,7 +20,7 @@ from imgstore.stores import DirectoryImgStore, VideoImgStore, new_for_filename, 
 from imgstore.util import ensure_color, ensure_grayscale
 
 from conftest import (COLOR_VARIANT_FORMATS, DIRECTORY_FORMATS, LOSSY_DIRECTORY_FORMATS, assert_color_patches,
-                      decode_frame, make_frame)
+                      base_format, bgr2gray_reference, decode_frame, expected_image, make_frame)
 
 SHAPE_GRAY = (48, 64)
 SHAPE_COLOR = (48, 64, 3)
@@ -35,22 +35,6 @@ STORE_MD_KEYS = {'class', 'version', 'format', 'imgshape', 'imgdtype', 'chunksiz
 def code(frame_number):
     """barcode value drawn for a frame number (negative numbers wrap, the barcode has 16 bits)"""
     return int(frame_number) % (2 ** 16)
-
-
-def bgr2gray_reference(img):
-    """OpenCV's COLOR_BGR2GRAY for uint8 (what the original's ensure_grayscale and pgm writer use).
-
-    OpenCV 4.x computes it in 15 bit fixed point: Y = (R*9798 + G*19235 + B*3735 + 16384) >> 15
-    (checked exhaustively over all 2**24 BGR values against OpenCV 4.6, the version that wrote the
-    reference stores). The often quoted 14 bit variant (4899, 9617, 1868, +8192 >> 14) differs from
-    it for 43864 of the 2**24 colours, by 1."""
-    img = np.asarray(img).astype(np.int32)
-    b, g, r = img[..., 0], img[..., 1], img[..., 2]
-    return ((r * 9798 + g * 19235 + b * 3735 + 16384) >> 15).astype(np.uint8)
-
-
-def base_format(fmt):
-    return fmt.replace('+color', '')
 
 
 def times_for(frame_numbers):
@@ -78,15 +62,6 @@ def write_store(basedir, fmt='npy', frame_numbers=(), shape=SHAPE_GRAY, dtype=np
     if close:
         s.close()
     return s, frame_times
-
-
-def expected_image(fmt, value, shape, dtype):
-    src = make_frame(value, shape, dtype)
-    if base_format(fmt) == 'pgm' and len(shape) == 3:
-        # pgm is a grey format: a colour store writes grey and reads it back as 3 equal channels
-        g = bgr2gray_reference(src)
-        return np.dstack([g, g, g])
-    return src
 
 
 def check_image(fmt, img, value, shape, dtype):

@@ -15,12 +15,15 @@ def is_color(img_or_shape) -> bool:
 
 
 def bgr_to_gray(img: np.ndarray) -> np.ndarray:
-    """BGR → gray, bit-identical to ``cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)`` for uint8 and uint16."""
+    """BGR → gray with OpenCV's weights; bit-identical to ``cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)`` for uint8.
+
+    OpenCV computes uint8 in 15-bit fixed point (checked against every BGR value).
+    """
     if img.dtype == np.uint8 or img.dtype == np.uint16:
-        b = img[..., 0].astype(np.uint32)
-        g = img[..., 1].astype(np.uint32)
-        r = img[..., 2].astype(np.uint32)
-        y = (b * 1868 + g * 9617 + r * 4899 + 8192) >> 14
+        b = img[..., 0].astype(np.uint64)
+        g = img[..., 1].astype(np.uint64)
+        r = img[..., 2].astype(np.uint64)
+        y = (b * 3735 + g * 19235 + r * 9798 + 16384) >> 15
         return y.astype(img.dtype)
     f = img.astype(np.float64)
     y = 0.114 * f[..., 0] + 0.587 * f[..., 1] + 0.299 * f[..., 2]

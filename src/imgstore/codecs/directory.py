@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import Future, ThreadPoolExecutor
+
 import numpy as np
 
 from ..color import ensure_color, ensure_grayscale
@@ -41,21 +44,54 @@ class DirectoryChunkReader(ChunkReader):
         return img
 
 
-class DirectoryChunkWriter(ChunkWriter):
-    """Writes one file per frame into a chunk folder."""
+def _default_workers() -> int:
+    return max(1, min(4, os.cpu_count() or 1))
 
-    def __init__(self, storage: Storage, layout: Layout, chunk_n: int, fmt: ImageFormat) -> None:
+
+class DirectoryChunkWriter(ChunkWriter):
+    """Writes one file per frame into a chunk folder.
+
+    Compressed formats are encoded on a small thread pool (the codecs release
+    the GIL), so ``write`` returns while earlier frames are still encoding; at
+    most ``max_pending`` frames are in flight. ``flush``/``close`` wait for all.
+    """
+
+    def __init__(self, storage: Storage, layout: Layout, chunk_n: int, fmt: ImageFormat,
+                 workers: int | None = None, max_pending: int = 8) -> None:
         self.storage = storage
         self.layout = layout
         self.chunk_n = chunk_n
         self.fmt = fmt
         self.position = 0
         storage.makedirs(layout.chunk_key(chunk_n))
+        self._threaded = fmt.name != "npy"  # raw frames are I/O bound: write directly
+        self._pool = ThreadPoolExecutor(workers or _default_workers(), thread_name_prefix="imgstore-encode") \
+            if self._threaded else None
+        self._pending: list[Future] = []
+        self._max_pending = max_pending
+
+    def _write_one(self, key: str, img: np.ndarray) -> None:
+        self.storage.write_bytes(key, self.fmt.encode(img), atomic=False)
 
     def write(self, img: np.ndarray) -> None:
         key = self.layout.frame_key(self.chunk_n, self.position)
-        self.storage.write_bytes(key, self.fmt.encode(img), atomic=False)
         self.position += 1
+        if self._pool is None:
+            self._write_one(key, img)
+            return
+        self._pending.append(self._pool.submit(self._write_one, key, np.array(img, copy=True)))
+        if len(self._pending) >= self._max_pending:
+            self._pending.pop(0).result()
+
+    def flush(self) -> None:
+        pending, self._pending = self._pending, []
+        for f in pending:
+            f.result()
 
     def close(self) -> None:
-        pass
+        try:
+            self.flush()
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
+                self._pool = None

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import posixpath
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -229,6 +230,14 @@ def save_packet_index(storage: Storage, key: str, index: PacketIndex) -> bool:
     """Write *index* beside chunk *key* atomically; False (and no error) where the store cannot be written."""
     if not getattr(storage, "writable", False):
         return False
+    path = storage.local_path(key)
+    if path is not None:
+        try:
+            # a folder without any write permission bit is read-only by intent, even for root
+            if not os.stat(os.path.dirname(os.path.abspath(path))).st_mode & 0o222:
+                return False
+        except OSError:
+            return False
     try:
         storage.write_bytes(packet_index_key(key), index.to_bytes(), atomic=True)
         return True

@@ -1,0 +1,912 @@
+"""Video chunk codecs: one video file per chunk, written and read with PyAV.
+
+MEASUREMENTS_PLACEHOLDER
+"""
+
+from __future__ import annotations
+
+import collections
+import functools
+import io
+import logging
+import os
+import queue
+import threading
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from ..errors import CorruptChunkError, UnsupportedFormatError
+from ..storage.base import Storage
+from .base import ChunkReader, ChunkWriter
+from .video_index import (
+    PacketIndex,
+    build_packet_index,
+    load_packet_index,
+    open_container,
+    packet_index_key,
+    packet_ts,
+)
+
+log = logging.getLogger(__name__)
+
+#: frames between keyframes for inter-frame codecs (H.264, HEVC); see the module docstring
+DEFAULT_GOP = 50
+#: frame rate written into the file when the caller gives none
+DEFAULT_FPS = 25
+#: frames the writer may hold queued for its encoder thread before write() blocks
+DEFAULT_QUEUE_SIZE = 16
+
+# AVColorRange values
+_RANGE_JPEG = 2
+
+
+def _opts(**kw) -> tuple[tuple[str, str], ...]:
+    return tuple((k.replace("_", "-") if k == "x265_params" else k, str(v)) for k, v in kw.items())
+
+
+@dataclass(frozen=True)
+class VideoFormat:
+    """One way of writing a video chunk: container + encoder + pixel formats + options."""
+
+    #: store format name, e.g. ``"h264/mkv"``
+    name: str
+    #: chunk file extension including the dot, e.g. ``".mkv"``
+    extension: str
+    #: FFmpeg muxer name, e.g. ``"matroska"``
+    container: str
+    #: FFmpeg encoder name, e.g. ``"libx264"``
+    codec: str
+    #: encoder pixel format for 8-bit grayscale frames
+    pix_fmt_gray: str
+    #: encoder pixel format for BGR colour frames
+    pix_fmt_color: str
+    #: encoder options (FFmpeg AVOptions, string values)
+    options: tuple[tuple[str, str], ...] = ()
+    #: decoding returns exactly the pixels written
+    lossless: bool = False
+    #: 16-bit grayscale (uint16) frames can be written
+    supports_16bit: bool = False
+    #: encoder pixel format for 16-bit grayscale frames
+    pix_fmt_gray16: str | None = None
+    #: muxer options
+    container_options: tuple[tuple[str, str], ...] = ()
+    #: frame height and width must be even
+    even_dims: bool = True
+    #: keyframe interval used when the writer is given none (1 = every frame is a keyframe)
+    default_gop: int = DEFAULT_GOP
+    #: codec family: ``h264``, ``hevc``, ``mjpeg``, ``ffv1``, ``av1``
+    family: str = ""
+
+    def pix_fmt(self, color: bool, dtype=np.uint8) -> str:
+        """Encoder pixel format for frames of this kind; UnsupportedFormatError if there is none."""
+        dtype = np.dtype(dtype)
+        if dtype == np.uint8:
+            return self.pix_fmt_color if color else self.pix_fmt_gray
+        if dtype == np.uint16 and not color and self.supports_16bit and self.pix_fmt_gray16:
+            return self.pix_fmt_gray16
+        kind = "colour" if color else "grayscale"
+        raise UnsupportedFormatError(f"video format {self.name!r} cannot store {kind} {dtype} frames")
+
+    @property
+    def codec_options(self) -> dict[str, str]:
+        return dict(self.options)
+
+
+_X264 = _opts(preset="veryfast", tune="zerolatency", crf=23)
+_MKV = _opts(cluster_time_limit=1000, flush_packets=1)
+
+VIDEO_FORMATS: dict[str, VideoFormat] = {
+    f.name: f
+    for f in (
+        VideoFormat(
+            "mjpeg/avi", ".avi", "avi", "mjpeg", "yuvj420p", "yuvj420p",
+            options=_opts(flags="+qscale", global_quality=3 * 118),  # qscale 3 (FF_QP2LAMBDA = 118)
+            container_options=_opts(flush_packets=1), default_gop=1, family="mjpeg",
+        ),
+        VideoFormat(
+            "avc1/mp4", ".mp4", "mp4", "libx264", "gray", "yuv420p",
+            options=_X264, family="h264",
+        ),
+        VideoFormat(
+            "h264/mkv", ".mkv", "matroska", "libx264", "gray", "yuv420p",
+            options=_X264, container_options=_MKV, family="h264",
+        ),
+        VideoFormat(
+            "ffv1/mkv", ".mkv", "matroska", "ffv1", "gray", "bgr0",
+            options=_opts(level=3, slices=4, slicecrc=1, context=0),
+            lossless=True, supports_16bit=True, pix_fmt_gray16="gray16le",
+            container_options=_MKV, even_dims=False, default_gop=1, family="ffv1",
+        ),
+        VideoFormat(
+            "hevc/mkv", ".mkv", "matroska", "libx265", "gray", "yuv420p",
+            options=_opts(preset="ultrafast", crf=28, x265_params="bframes=0:open-gop=0:log-level=error"),
+            container_options=_MKV, family="hevc",
+        ),
+    )
+}
+
+#: other names accepted for writing
+FORMAT_ALIASES: dict[str, str] = {"mjpeg": "mjpeg/avi"}
+
+
+def _probe_write(fmt: VideoFormat) -> bool:
+    """Really encode two tiny frames of each kind into an in-memory container."""
+    import av
+
+    kinds = [(False, np.uint8), (True, np.uint8)]
+    if fmt.supports_16bit:
+        kinds.append((False, np.uint16))
+    try:
+        for color, dtype in kinds:
+            buf = io.BytesIO()
+            with av.open(buf, "w", format=fmt.container) as c:
+                s = c.add_stream(fmt.codec, rate=DEFAULT_FPS)
+                s.width, s.height = 64, 48
+                s.pix_fmt = fmt.pix_fmt(color, dtype)
+                s.codec_context.options = fmt.codec_options
+                shape = (48, 64, 3) if color else (48, 64)
+                in_fmt = "bgr24" if color else ("gray16le" if dtype == np.uint16 else "gray")
+                for i in range(2):
+                    vf = av.VideoFrame.from_ndarray(np.zeros(shape, dtype), format=in_fmt)
+                    vf.pts = i
+                    for p in s.encode(vf):
+                        c.mux(p)
+                for p in s.encode():
+                    c.mux(p)
+            if not buf.getvalue():
+                return False
+        return True
+    except Exception as e:  # noqa: BLE001 - anything means: not usable here
+        log.debug("video format %s not writable here: %s", fmt.name, e)
+        return False
+
+
+@functools.lru_cache(maxsize=None)
+def _writable(name: str) -> bool:
+    return _probe_write(VIDEO_FORMATS[name])
+
+
+def available_video_formats() -> dict[str, VideoFormat]:
+    """The video formats this installation can really write (probed once per process)."""
+    return {name: f for name, f in VIDEO_FORMATS.items() if _writable(name)}
+
+
+def get_video_format(name: str | VideoFormat) -> VideoFormat:
+    """The format to *write* called *name* (canonical name or alias such as ``mjpeg``)."""
+    if isinstance(name, VideoFormat):
+        return name
+    key = FORMAT_ALIASES.get(str(name).lower(), str(name).lower())
+    fmt = VIDEO_FORMATS.get(key)
+    if fmt is None:
+        raise UnsupportedFormatError(
+            f"unknown video format {name!r}; known: {', '.join(sorted(VIDEO_FORMATS))}"
+        )
+    if not _writable(fmt.name):
+        raise UnsupportedFormatError(f"this installation cannot write video format {fmt.name!r} ({fmt.codec})")
+    return fmt
+
+
+def _family_of(codec: str) -> str | None:
+    c = codec.lower()
+    if "mjp" in c or "jpeg" in c or c == "mjpg":
+        return "mjpeg"
+    if "264" in c or "avc" in c:
+        return "h264"
+    if "265" in c or "hevc" in c:
+        return "hevc"
+    if "ffv1" in c:
+        return "ffv1"
+    if "av1" in c or c == "av01":
+        return "av1"
+    return None
+
+
+def resolve_video_format(name: str, extension: str | None = None) -> VideoFormat:
+    """Interpret a (possibly legacy or Motif) store format name, for *reading*.
+
+    Accepts ``codec/container`` or a bare codec name: ``mjpeg``, ``libx264``,
+    ``h264_nvenc``, ``nvenc-h264``, anything containing ``264`` -> H.264,
+    ``265``/``hevc`` -> HEVC, ``ffv1``, ``av1``. The container comes from the
+    name, else *extension* (``.mp4``/``.avi``/``.mkv``), else ``.avi`` for
+    MJPEG and ``.mp4`` otherwise (the original's default). The result's
+    ``extension`` is what the chunk files are called; decoding itself does
+    not depend on it (the codec is read from each file).
+    """
+    raw = str(name).strip()
+    codec_part, _, cont_part = raw.lower().partition("/")
+    family = _family_of(codec_part)
+    if family is None:
+        raise UnsupportedFormatError(f"unknown video format {name!r}")
+    ext = None
+    if cont_part:
+        ext = "." + cont_part.lstrip(".")
+    elif extension:
+        ext = extension if extension.startswith(".") else "." + extension
+    else:
+        ext = ".avi" if family == "mjpeg" else ".mp4"
+    ext = ext.lower()
+    for f in VIDEO_FORMATS.values():
+        if f.family == family and f.extension == ext:
+            return f if f.name == raw.lower() else _replace(f, name=raw)
+    base = next((f for f in VIDEO_FORMATS.values() if f.family == family), None)
+    container = {".mp4": "mp4", ".mov": "mov", ".avi": "avi", ".mkv": "matroska", ".webm": "webm"}.get(ext, ext.lstrip("."))
+    if base is None:  # av1: reading only
+        return VideoFormat(raw, ext, container, "libsvtav1", "yuv420p", "yuv420p", family=family)
+    return _replace(base, name=raw, extension=ext, container=container)
+
+
+def _replace(fmt: VideoFormat, **kw) -> VideoFormat:
+    from dataclasses import replace
+
+    return replace(fmt, **kw)
+
+
+# --------------------------------------------------------------------------------------------
+# writing
+
+
+def _default_threads() -> int:
+    return max(1, min(os.cpu_count() or 1, 4))
+
+
+class VideoChunkWriter(ChunkWriter):
+    """Encodes frames into one video chunk on a background thread.
+
+    ``write()`` copies the frame into a bounded queue and returns; the
+    encoder thread converts, encodes and muxes. An exception in the encoder
+    thread is raised by the next ``write()``, ``flush()`` or ``close()``.
+    ``close()`` drains the encoder, closes the container and writes the
+    chunk's packet index (``NNNNNN.pktidx.npz``).
+
+    Timestamps: ``pts`` = frame count, time base ``1/fps`` (MKV stores
+    milliseconds; above 1000 fps its nominal rate is capped at 1000 so every
+    frame keeps a distinct timestamp; real frame times live in the store's
+    index anyway).
+    """
+
+    def __init__(
+        self,
+        storage: Storage,
+        key: str,
+        fmt: VideoFormat | str,
+        imgshape: Sequence[int],
+        dtype=np.uint8,
+        fps: float | None = None,
+        gop: int | None = None,
+        threads: int | None = None,
+        *,
+        queue_size: int = DEFAULT_QUEUE_SIZE,
+        container_options: Mapping[str, object] | None = None,
+        write_index: bool = True,
+        **options,
+    ) -> None:
+        import av
+
+        self.storage = storage
+        self.key = key
+        self.filename = storage.describe(key)
+        self.fmt = fmt = get_video_format(fmt)
+        shape = tuple(int(x) for x in imgshape)
+        if len(shape) == 3 and shape[2] == 1:
+            shape = shape[:2]
+        if len(shape) not in (2, 3) or (len(shape) == 3 and shape[2] != 3) or min(shape[:2]) <= 0:
+            raise ValueError(f"{self.filename}: cannot store frames of shape {shape} as video (need (h, w) or (h, w, 3))")
+        self.imgshape = shape
+        self.color = len(shape) == 3
+        self.dtype = np.dtype(dtype)
+        h, w = shape[:2]
+        if fmt.even_dims and (h % 2 or w % 2):
+            raise ValueError(
+                f"{self.filename}: {fmt.name} ({fmt.codec}) needs even frame height and width, got {h}x{w}"
+            )
+        try:
+            self.pix_fmt = fmt.pix_fmt(self.color, self.dtype)
+        except UnsupportedFormatError as e:
+            raise UnsupportedFormatError(f"{self.filename}: {e}") from None
+        self._in_fmt = "bgr24" if self.color else ("gray16le" if self.dtype == np.uint16 else "gray")
+        self._full_range = self.pix_fmt.startswith("gray")
+
+        rate = Fraction(DEFAULT_FPS if fps is None else fps).limit_denominator(1_000_000)
+        if rate <= 0:
+            raise ValueError(f"{self.filename}: fps must be positive, got {fps}")
+        if fmt.container in ("matroska", "webm") and rate > 1000:
+            rate = Fraction(1000)
+        self.fps = rate
+        self.gop = int(fmt.default_gop if gop is None else gop)
+        if self.gop < 1:
+            raise ValueError(f"{self.filename}: gop must be >= 1, got {gop}")
+        self.threads = _default_threads() if threads is None else int(threads)
+
+        copts = dict(fmt.container_options)
+        copts.update({k: str(v) for k, v in (container_options or {}).items()})
+        codec_opts = fmt.codec_options
+        codec_opts.update({k: str(v) for k, v in options.items()})
+
+        self._fobj = None
+        self._write_index = write_index
+        path = storage.local_path(key)
+        try:
+            if path is not None:
+                self._container = av.open(path, "w", format=fmt.container, options=copts)
+            else:
+                self._fobj = storage.open_write(key)
+                self._container = av.open(self._fobj, "w", format=fmt.container, options=copts)
+        except av.error.FFmpegError as e:
+            raise OSError(f"{self.filename}: cannot create video file: {e}") from e
+        try:
+            st = self._container.add_stream(fmt.codec, rate=rate)
+            st.width, st.height = w, h
+            st.pix_fmt = self.pix_fmt
+            cc = st.codec_context
+            cc.time_base = 1 / rate
+            cc.gop_size = self.gop
+            cc.thread_count = self.threads
+            cc.thread_type = "AUTO"
+            if self._full_range:
+                # gray samples are full range: say so, or decoders (ours and OpenCV's) stretch them
+                cc.color_range = _RANGE_JPEG
+            cc.options = codec_opts
+            self._stream = st
+            self._container.start_encoding()
+        except Exception as e:
+            self._abort()
+            if isinstance(e, av.error.FFmpegError):
+                raise UnsupportedFormatError(
+                    f"{self.filename}: cannot open encoder {fmt.codec} with options {codec_opts}: {e}"
+                ) from e
+            raise
+
+        self._queue: queue.Queue = queue.Queue(maxsize=max(1, int(queue_size)))
+        self._error: BaseException | None = None
+        self._closed = False
+        self.frames_written = 0  # accepted by write()
+        self.frames_encoded = 0  # handed to the encoder
+        self._thread = threading.Thread(target=self._run, name=f"imgstore-encode-{key}", daemon=True)
+        self._thread.start()
+
+    # -- the encoder thread --------------------------------------------------------------
+    def _encode(self, arr: np.ndarray) -> None:
+        import av
+
+        vf = av.VideoFrame.from_ndarray(arr, format=self._in_fmt)
+        if self._full_range:
+            vf.color_range = _RANGE_JPEG
+        if vf.format.name != self.pix_fmt:
+            vf = vf.reformat(format=self.pix_fmt)
+        vf.pts = self.frames_encoded
+        self.frames_encoded += 1
+        for pkt in self._stream.encode(vf):
+            self._container.mux(pkt)
+
+    def _run(self) -> None:
+        q = self._queue
+        while True:
+            kind, payload = q.get()
+            try:
+                if kind == "frame":
+                    if self._error is None:
+                        try:
+                            self._encode(payload)
+                        except BaseException as e:  # noqa: BLE001 - handed to the caller
+                            self._error = e
+                elif kind == "flush":
+                    payload.set()
+                elif kind == "close":
+                    if self._error is None:
+                        try:
+                            for pkt in self._stream.encode(None):
+                                self._container.mux(pkt)
+                        except BaseException as e:  # noqa: BLE001
+                            self._error = e
+                    try:
+                        self._container.close()
+                    except BaseException as e:  # noqa: BLE001
+                        if self._error is None:
+                            self._error = e
+                    return
+            finally:
+                q.task_done()
+
+    # -- the caller's side ---------------------------------------------------------------
+    def _raise_if_failed(self) -> None:
+        e = self._error
+        if e is not None:
+            if hasattr(e, "add_note") and not getattr(e, "_imgstore_noted", False):
+                e.add_note(f"while encoding {self.filename}")
+                e._imgstore_noted = True
+            raise e
+
+    def write(self, img: np.ndarray) -> None:
+        """Queue one frame (copied) for encoding."""
+        self._raise_if_failed()
+        if self._closed:
+            raise ValueError(f"{self.filename}: chunk writer is closed")
+        a = np.asarray(img)
+        if a.ndim == 3 and a.shape[2] == 1 and not self.color:
+            a = a[:, :, 0]
+        if a.shape != self.imgshape:
+            raise ValueError(f"{self.filename}: frame shape {a.shape} does not match the chunk's {self.imgshape}")
+        if a.dtype != self.dtype:
+            raise ValueError(f"{self.filename}: frame dtype {a.dtype} does not match the chunk's {self.dtype}")
+        self._queue.put(("frame", np.array(a, order="C", copy=True)))
+        self.frames_written += 1
+
+    def flush(self) -> None:
+        """Wait until every queued frame has been handed to the encoder and muxed.
+
+        Frames the encoder still holds for look-ahead only reach the file at
+        ``close()``; with the default H.264/HEVC settings (zero latency, no
+        B-frames) that is none, and MKV/AVI packets are flushed to the file
+        as they are muxed.
+        """
+        if self._closed:
+            self._raise_if_failed()
+            return
+        self._raise_if_failed()
+        done = threading.Event()
+        self._queue.put(("flush", done))
+        while not done.wait(0.5):
+            if not self._thread.is_alive():
+                break
+        self._raise_if_failed()
+
+    def close(self) -> None:
+        """Drain the encoder, finish the file and write its packet index."""
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put(("close", None))
+        self._thread.join()
+        if self._fobj is not None:
+            try:
+                self._fobj.close()
+            except Exception as e:  # noqa: BLE001
+                if self._error is None:
+                    self._error = e
+        self._raise_if_failed()
+        if self._write_index:
+            build_packet_index(self.storage, self.key, write=True)
+
+    def _abort(self) -> None:
+        try:
+            self._container.close()
+        except Exception:  # noqa: BLE001
+            pass
+        if self._fobj is not None:
+            try:
+                self._fobj.close()
+            except Exception:  # noqa: BLE001
+                pass
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None and self._error is not None:
+            # don't mask the caller's exception with the encoder's
+            try:
+                self.close()
+            except BaseException:  # noqa: BLE001
+                pass
+            return
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"VideoChunkWriter({self.filename!r}, {self.fmt.name}, {self.imgshape}, {self.dtype})"
+
+
+# --------------------------------------------------------------------------------------------
+# reading
+
+_GRAY8 = {"gray", "gray8"}
+_GRAY16 = {"gray16le", "gray16be", "gray16"}
+
+
+def bgr_to_gray(bgr: np.ndarray) -> np.ndarray:
+    """OpenCV's ``cvtColor(BGR2GRAY)`` for uint8, bit-exact: (R*4899 + G*9617 + B*1868 + 8192) >> 14."""
+    acc = bgr[..., 2].astype(np.uint32)
+    acc *= 4899
+    t = bgr[..., 1].astype(np.uint32)
+    t *= 9617
+    acc += t
+    t = bgr[..., 0].astype(np.uint32)
+    t *= 1868
+    acc += t
+    acc += 8192
+    acc >>= 14
+    return acc.astype(np.uint8)
+
+
+def _plane(frame, i: int) -> np.ndarray:
+    p = frame.planes[i]
+    a = np.frombuffer(p, np.uint8)
+    return a.reshape(-1, p.line_size)[: p.height, : p.width]
+
+
+def _full_range_neutral(frame) -> bool:
+    """8-bit full-range YUV whose chroma is exactly neutral: then gray == Y, bit for bit."""
+    name = frame.format.name
+    if not (name.startswith("yuvj") or (name.startswith("yuv") and frame.color_range == _RANGE_JPEG)):
+        return False
+    if len(frame.planes) < 3 or not name.endswith("p") or "1" in name[5:]:
+        return False  # only plain 8-bit planar formats
+    for i in (1, 2):
+        c = _plane(frame, i)
+        if c.min() != 128 or c.max() != 128:
+            return False
+    return True
+
+
+class VideoChunkReader(ChunkReader):
+    """Exact random access to the frames of one video chunk.
+
+    The frame at position *p* is the *p*-th frame in presentation (pts)
+    order, per the chunk's packet index. A read jumps to the keyframe at or
+    before the target (container seek on that keyframe's pts), decodes
+    forward and picks the frame whose pts is the target's; reading position
+    ``last + 1`` just keeps decoding. Frames decoded on the way are kept in
+    an LRU cache of *cache_frames* frames.
+
+    Output: colour readers return ``(h, w, 3)`` BGR uint8; gray readers
+    ``(h, w)`` uint8 (or uint16 for 16-bit files): gray and full-range
+    neutral-chroma files give the stored samples, any other YUV/RGB file is
+    converted to BGR and then to gray with OpenCV's fixed-point weights, so
+    stores written by the original (OpenCV) imgstore read back exactly as
+    it read them.
+
+    Instrumentation: ``frames_decoded`` (frames out of the decoder),
+    ``seeks`` (container seeks, restarts included), ``cache_hits``.
+    Not thread-safe by itself; calls are serialized with a lock.
+    """
+
+    def __init__(
+        self,
+        storage: Storage,
+        key: str,
+        *,
+        color: bool,
+        imgshape: Sequence[int] | None = None,
+        dtype=np.uint8,
+        cache_frames: int = 64,
+        threads: int = 0,
+        index: PacketIndex | None = None,
+        write_index: bool = True,
+    ) -> None:
+        self.storage = storage
+        self.key = key
+        self.filename = storage.describe(key)
+        self.color = bool(color)
+        self.imgshape = tuple(int(x) for x in imgshape) if imgshape is not None else None
+        self.dtype = np.dtype(dtype)
+        self.cache_frames = max(0, int(cache_frames))
+        self.threads = int(threads)
+        self.frames_decoded = 0
+        self.seeks = 0
+        self.cache_hits = 0
+        self._lock = threading.RLock()
+        self._cache: collections.OrderedDict = collections.OrderedDict()
+        self._container = None
+        self._fobj = None
+
+        self.index = index if index is not None else load_packet_index(storage, key, write=write_index)
+        idx = self.index
+        n = len(idx)
+        self._n = n
+        self._linear = not idx.unique_pts
+        if self._linear:
+            log.warning("%s: duplicate timestamps, random access decodes from the start", self.filename)
+        # presentation position <-> decode index <-> pts
+        self._dec_of_pos = idx.order
+        self._pos_of_pts = {int(t): p for p, t in enumerate(idx.pts_sorted)}
+        self._dec_of_pts = {int(t): d for d, t in enumerate(idx.pts)}
+        self._start_dec = self._keyframe_starts()
+        self._open()
+
+    # -- setup ---------------------------------------------------------------------------
+    def _keyframe_starts(self) -> np.ndarray:
+        """For each presentation position, the decode index of the keyframe to start decoding from."""
+        idx = self.index
+        n = len(idx)
+        if n == 0 or self._linear:
+            return np.zeros(n, dtype=np.int64)
+        dec = np.arange(n)
+        last_key = np.where(idx.is_key, dec, -1)
+        last_key = np.maximum.accumulate(last_key)
+        start = np.empty(n, dtype=np.int64)
+        for p in range(n):
+            d = int(self._dec_of_pos[p])
+            k = int(last_key[d])
+            target = idx.pts[d]
+            # a keyframe shown *after* the target (open-GOP leading frame): use the one before
+            while k > 0 and idx.pts[k] > target:
+                k = int(last_key[k - 1])
+            start[p] = max(k, 0)
+        return start
+
+    def _open(self) -> None:
+        self._close_container()
+        self._container, self._fobj = open_container(self.storage, self.key)
+        vs = self._container.streams.video
+        if not vs:
+            self._close_container()
+            raise CorruptChunkError(f"{self.filename}: no video stream")
+        self._stream = vs[0]
+        cc = self._stream.codec_context
+        cc.thread_type = "SLICE"
+        cc.thread_count = self.threads
+        self._demux = None  # iterator over packets, None = must seek before decoding
+        self._next_dec = 0  # decode index of the next packet we expect to feed
+        self._last_out = -1  # presentation position of the last frame out of the decoder
+        self._syncing = True  # skipping packets until the keyframe we start from
+        self._sync_to: int | None = None  # decode index of that keyframe, None = the first keyframe
+        self._floor_pts = None
+        self._drained = False
+        self._linear_count = 0
+        self._last_error: Exception | None = None
+
+    def _close_container(self) -> None:
+        if self._container is not None:
+            try:
+                self._container.close()
+            except Exception:  # noqa: BLE001
+                pass
+            self._container = None
+        if self._fobj is not None:
+            try:
+                self._fobj.close()
+            except Exception:  # noqa: BLE001
+                pass
+            self._fobj = None
+
+    # -- public --------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return self._n
+
+    @property
+    def frame_count(self) -> int:
+        return self._n
+
+    @property
+    def pts(self) -> np.ndarray:
+        """Presentation timestamps (stream time base) of the frames, by position."""
+        return self.index.pts_sorted
+
+    @property
+    def time_base(self) -> Fraction:
+        return self.index.time_base
+
+    def read(self, position: int) -> np.ndarray:
+        with self._lock:
+            return self._convert(self._get_frame(self._check_pos(position)))
+
+    def read_many(self, positions: Sequence[int]) -> list[np.ndarray]:
+        """Frames at *positions* (any order, repeats allowed); each GOP is decoded at most once."""
+        with self._lock:
+            pos = [self._check_pos(p) for p in positions]
+            out: dict[int, np.ndarray] = {}
+            for p in sorted(set(pos)):
+                out[p] = self._convert(self._get_frame(p))
+            res = []
+            seen = set()
+            for p in pos:
+                res.append(out[p] if p not in seen else out[p].copy())
+                seen.add(p)
+            return res
+
+    def close(self) -> None:
+        with self._lock:
+            self._cache.clear()
+            self._demux = None
+            self._close_container()
+
+    def __repr__(self) -> str:
+        return f"VideoChunkReader({self.filename!r}, frames={self._n})"
+
+    # -- decoding ------------------------------------------------------------------------
+    def _check_pos(self, position) -> int:
+        p = int(position)
+        if not 0 <= p < self._n:
+            raise IndexError(f"{self.filename}: frame position {position} out of range (chunk has {self._n} frames)")
+        return p
+
+    def _get_frame(self, p: int):
+        fr = self._cache.get(p)
+        if fr is not None:
+            self._cache.move_to_end(p)
+            self.cache_hits += 1
+            return fr
+        if self._container is None:
+            raise ValueError(f"{self.filename}: reader is closed")
+        if not self._can_continue_to(p):
+            self._seek_for(p)
+        return self._decode_until(p)
+
+    def _can_continue_to(self, p: int) -> bool:
+        if self._demux is None or self._drained or p <= self._last_out:
+            return False
+        if self._linear:
+            return True
+        return int(self._start_dec[p]) <= self._next_dec
+
+    def _seek_for(self, p: int) -> None:
+        import av
+
+        if self._linear:
+            self._restart_from_top()
+            return
+        self.seeks += 1
+        start = int(self._start_dec[p])
+        try:
+            self._container.seek(int(self.index.pts[start]), backward=True, any_frame=False, stream=self._stream)
+        except (av.error.FFmpegError, OSError) as e:
+            log.debug("%s: seek failed (%s), decoding from the start", self.filename, e)
+            self.seeks -= 1
+            self._restart_from_top()
+            return
+        self._stream.codec_context.flush_buffers()
+        self._demux = self._container.demux(self._stream)
+        self._syncing, self._sync_to = True, start
+        self._last_out = -1
+        self._floor_pts = None
+        self._drained = False
+
+    def _restart_from_top(self) -> None:
+        """Reopen the file and decode from its first keyframe."""
+        self.seeks += 1
+        self._open()
+        self._demux = self._container.demux(self._stream)
+        self._syncing, self._sync_to = True, None
+
+    def _next_packet(self):
+        import av
+
+        try:
+            return next(self._demux)
+        except StopIteration:
+            return None
+        except (av.error.FFmpegError, EOFError) as e:  # truncated tail
+            self._last_error = e
+            return None
+
+    def _decode_until(self, p: int):
+        import av
+
+        cc = self._stream.codec_context
+        found = None
+        while found is None:
+            pkt = self._next_packet()
+            if pkt is None or not pkt.size:
+                if self._drained:
+                    break
+                self._drained = True
+                frames = self._safe_decode(cc, None)
+            else:
+                if self._linear:
+                    if self._syncing:
+                        self._syncing = False
+                else:
+                    ts = packet_ts(pkt)
+                    d = self._dec_of_pts.get(ts) if ts is not None else None
+                    if d is None:
+                        continue  # not an indexed frame (e.g. cut short at the end of the file)
+                    if self._syncing:
+                        # skip (demux only, no decoding) to the keyframe we start from; the
+                        # container may land a keyframe or more early
+                        if self._sync_to is None:
+                            if not self.index.is_key[d]:
+                                continue
+                        elif d < self._sync_to:
+                            continue
+                        elif d > self._sync_to:
+                            # the container jumped past the keyframe we asked for: go from the top
+                            log.debug("%s: seek overshot (%d > %d); restarting", self.filename, d, self._sync_to)
+                            self._restart_from_top()
+                            continue
+                        self._syncing = False
+                        self._floor_pts = int(self.index.pts[d])
+                    self._next_dec = d + 1
+                frames = self._safe_decode(cc, pkt)
+            for fr in frames:
+                q = self._place(fr)
+                if q is None:
+                    continue
+                self.frames_decoded += 1
+                if q > self._last_out:
+                    self._last_out = q
+                if q == p:
+                    found = fr
+                    self._remember(q, fr, protect=True)
+                else:
+                    self._remember(q, fr)
+            if found is None and self._last_out > p:
+                break
+        if found is None:
+            why = f": {self._last_error}" if self._last_error else ""
+            raise CorruptChunkError(
+                f"{self.filename}: frame at position {p} (pts {int(self.index.pts_sorted[p])}) "
+                f"could not be decoded{why}"
+            )
+        return found
+
+    def _safe_decode(self, cc, pkt):
+        import av
+
+        try:
+            return cc.decode(pkt)
+        except (av.error.FFmpegError, EOFError) as e:
+            if isinstance(e, EOFError) or getattr(e, "errno", None) == getattr(av.error, "EOF", object()):
+                return []
+            self._last_error = e
+            log.debug("%s: decoder error: %s", self.filename, e)
+            return []
+
+    def _place(self, fr) -> int | None:
+        """Presentation position of a decoded frame, or None to drop it."""
+        if self._linear:
+            q = self._linear_count
+            self._linear_count += 1
+            return q if q < self._n else None
+        ts = fr.pts
+        if ts is None:
+            return self._last_out + 1 if self._last_out + 1 < self._n else None
+        if self._floor_pts is not None and ts < self._floor_pts:
+            return None  # leading frame of the keyframe we started at: references we never decoded
+        return self._pos_of_pts.get(int(ts))
+
+    def _remember(self, q: int, fr, protect: bool = False) -> None:
+        if self.cache_frames <= 0 and not protect:
+            return
+        c = self._cache
+        c[q] = fr
+        c.move_to_end(q)
+        limit = max(self.cache_frames, 1)
+        while len(c) > limit:
+            c.popitem(last=False)
+
+    # -- pixels --------------------------------------------------------------------------
+    def _convert(self, fr) -> np.ndarray:
+        name = fr.format.name
+        if self.color:
+            img = fr.to_ndarray(format="bgr24")
+        elif self.dtype == np.uint16:
+            if name in _GRAY16:
+                img = fr.to_ndarray(format="gray16le")
+            else:
+                img = self._gray8(fr, name).astype(np.uint16)
+        else:
+            img = self._gray8(fr, name)
+        if self.imgshape is not None:
+            h, w = self.imgshape[:2]
+            if img.shape[0] < h or img.shape[1] < w:
+                raise CorruptChunkError(
+                    f"{self.filename}: decoded frame is {img.shape[1]}x{img.shape[0]}, store says {w}x{h}"
+                )
+            if img.shape[0] > h or img.shape[1] > w:
+                img = np.ascontiguousarray(img[:h, :w])
+        return img
+
+    def _gray8(self, fr, name: str) -> np.ndarray:
+        if name in _GRAY8:
+            return fr.to_ndarray(format="gray")
+        if _full_range_neutral(fr):
+            return _plane(fr, 0).copy()
+        return bgr_to_gray(fr.to_ndarray(format="bgr24"))
+
+
+__all__ = [
+    "VideoFormat",
+    "VIDEO_FORMATS",
+    "FORMAT_ALIASES",
+    "DEFAULT_GOP",
+    "DEFAULT_FPS",
+    "available_video_formats",
+    "get_video_format",
+    "resolve_video_format",
+    "VideoChunkWriter",
+    "VideoChunkReader",
+    "bgr_to_gray",
+    "PacketIndex",
+    "build_packet_index",
+    "load_packet_index",
+    "packet_index_key",
+]
