@@ -16,18 +16,27 @@ from .images import ImageFormat
 
 
 class DirectoryChunkReader(ChunkReader):
-    """Reads frame files of one chunk folder."""
+    """Reads frame files of one chunk folder.
+
+    When frames are read in order, the next ``readahead`` frames of the chunk
+    are decoded on a thread pool while the caller works on the current one.
+    """
 
     def __init__(self, storage: Storage, layout: Layout, chunk_n: int, fmt: ImageFormat, *, color: bool,
-                 dtype) -> None:
+                 dtype, n_frames: int | None = None, readahead: int = 4) -> None:
         self.storage = storage
         self.layout = layout
         self.chunk_n = chunk_n
         self.fmt = fmt
         self.color = color
         self.dtype = np.dtype(dtype)
+        self.n_frames = n_frames
+        self._readahead = readahead if (fmt.name != "npy" and n_frames) else 0
+        self._pool: ThreadPoolExecutor | None = None
+        self._ahead: dict[int, Future] = {}
+        self._last = -2
 
-    def read(self, position: int) -> np.ndarray:
+    def _decode(self, position: int) -> np.ndarray:
         key = self.layout.frame_key(self.chunk_n, position)
         try:
             data = self.storage.read_bytes(key)
@@ -42,6 +51,32 @@ class DirectoryChunkReader(ChunkReader):
         if self.fmt.name == "npy":
             img = ensure_color(img) if self.color else ensure_grayscale(img)
         return img
+
+    def read(self, position: int) -> np.ndarray:
+        fut = self._ahead.pop(position, None)
+        img = fut.result() if fut is not None else self._decode(position)
+        sequential = position == self._last + 1
+        self._last = position
+        if self._readahead:
+            if not sequential:
+                for f in self._ahead.values():
+                    f.cancel()
+                self._ahead.clear()
+            else:
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(_default_workers(), thread_name_prefix="imgstore-decode")
+                for p in range(position + 1, min(position + 1 + self._readahead, self.n_frames)):
+                    if p not in self._ahead:
+                        self._ahead[p] = self._pool.submit(self._decode, p)
+        return img
+
+    def close(self) -> None:
+        for f in self._ahead.values():
+            f.cancel()
+        self._ahead.clear()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
 
 
 def _default_workers() -> int:

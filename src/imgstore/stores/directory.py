@@ -65,8 +65,9 @@ class DirectoryImgStore(ImgStore):
         return DirectoryChunkWriter(self._storage, self._layout, chunk_n, IMAGE_FORMATS[self._format])
 
     def _new_chunk_reader(self, chunk_n: int):
+        start, stop = self._index.chunk_range(chunk_n)
         return DirectoryChunkReader(self._storage, self._layout, chunk_n, IMAGE_FORMATS[self._format],
-                                    color=is_color(self._imgshape), dtype=self._imgdtype)
+                                    color=is_color(self._imgshape), dtype=self._imgdtype, n_frames=stop - start)
 
     def _delete_chunk(self, chunk_n: int) -> None:
         super()._delete_chunk(chunk_n)
