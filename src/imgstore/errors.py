@@ -41,6 +41,10 @@ class StoreLockedError(ImgStoreError, RuntimeError):
     """Another live writer holds the store."""
 
 
+class StoreExistsError(ImgStoreError, FileExistsError):
+    """A new store would overwrite an existing one."""
+
+
 class OptionalDependencyError(ImgStoreError, ImportError):
     """A feature needs a package that is not installed."""
 
@@ -54,5 +58,6 @@ __all__ = [
     "EndOfStoreError",
     "CorruptChunkError",
     "StoreLockedError",
+    "StoreExistsError",
     "OptionalDependencyError",
 ]

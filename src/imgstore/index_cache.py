@@ -222,16 +222,16 @@ class IndexReport:
 
 def build_index(storage: Storage, layout: Layout, *, use_cache: bool = True,
                 write_cache: bool = True, min_frames_to_cache: int = 10000,
-                entries: list[ChunkEntry] | None = None) -> tuple[FrameIndex, list[ChunkEntry], IndexReport]:
-    """The store's frame index, from the cache where it is still valid.
+                previous: tuple[list[ChunkEntry], FrameIndex] | None = None,
+                ) -> tuple[FrameIndex, list[ChunkEntry], IndexReport]:
+    """The store's frame index, from the cache (or *previous*) where it is still valid.
 
     Returns ``(index, entries, report)``; ``entries`` lists every chunk found,
     including empty ones and ones without an index.
     """
-    if entries is None:
-        entries = scan_chunks(storage, layout)
+    entries = scan_chunks(storage, layout)
     report = IndexReport()
-    cached = load_cached(storage) if use_cache else None
+    cached = previous if previous is not None else (load_cached(storage) if use_cache else None)
     old: dict[int, tuple[ChunkEntry, np.ndarray, np.ndarray]] = {}
     if cached is not None:
         c_entries, c_idx = cached

@@ -77,6 +77,10 @@ class Storage(abc.ABC):
     def write_bytes(self, key: str, data: bytes, *, atomic: bool = True) -> None:
         raise PermissionError(f"{self.describe(key)}: store location is read-only")
 
+    def create_exclusive(self, key: str, data: bytes) -> bool:
+        """Create *key* holding *data* only if it does not exist; False if it does."""
+        raise PermissionError(f"{self.describe(key)}: store location is read-only")
+
     def open_write(self, key: str, *, append: bool = False) -> BinaryIO:
         raise PermissionError(f"{self.describe(key)}: store location is read-only")
 

@@ -89,6 +89,15 @@ class LocalStorage(Storage):
                 pass
             raise
 
+    def create_exclusive(self, key: str, data: bytes) -> bool:
+        try:
+            fd = os.open(self._path(key), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            return False
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        return True
+
     def open_write(self, key: str, *, append: bool = False) -> BinaryIO:
         return open(self._path(key), "ab" if append else "wb")
 

@@ -80,6 +80,14 @@ class FsspecStorage(Storage):
             return super().write_bytes(key, data)
         self.fs.pipe_file(self._path(key), data)
 
+    def create_exclusive(self, key: str, data: bytes) -> bool:
+        if not self.writable:
+            return super().create_exclusive(key, data)
+        if self.exists(key):
+            return False
+        self.write_bytes(key, data)
+        return True
+
     def open_write(self, key: str, *, append: bool = False) -> BinaryIO:
         if not self.writable:
             return super().open_write(key)

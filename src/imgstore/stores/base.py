@@ -13,11 +13,12 @@ import numpy as np
 
 from ..color import encoding_converter, ensure_color, ensure_grayscale, is_color
 from ..constants import EXTRA_DATA_FILE_EXTENSIONS, STORE_INDEX_FILENAME, STORE_LOCK_FILENAME, STORE_MD_FILENAME, STORE_MD_KEY
-from ..errors import (CorruptChunkError, EndOfStoreError, FrameNotFoundError, StoreFormatError,
-                      UnsupportedFormatError)
+from ..errors import (CorruptChunkError, EndOfStoreError, FrameNotFoundError, StoreExistsError,
+                      StoreFormatError, StoreLockedError, UnsupportedFormatError)
 from ..format import extradata as _xd
 from ..format.chunkindex import find_chunk_index, write_chunk_index
 from ..format.layout import Layout
+from ..format.lock import is_live_writer, lock_payload, read_lock
 from ..format.metadata import (StoreMetadata, created_datetime, new_store_metadata, read_metadata,
                                write_metadata)
 from ..format.sqlite_index import write_sqlite_index
@@ -113,12 +114,25 @@ class ImgStore:
         return md.imgshape
 
     def refresh(self) -> int:
-        """Pick up chunks written since the store was opened; returns the number of new frames."""
+        """Pick up frames written since the store was opened (or last refreshed).
+
+        Only chunks whose index changed are read again. Returns the number of new frames.
+        """
         self._require_read()
         before = self._index.frame_count
-        self._close_readers()
-        self._open_index()
+        previous = (self._chunk_entries, self._index) if self._chunk_entries is not None else None
+        new_index, entries, report = build_index(self._storage, self._layout, previous=previous)
+        for c in {e.chunk for e in set(entries) ^ set(self._chunk_entries or [])}:
+            r = self._readers.pop(c, None)
+            if r is not None:
+                r.close()
+        self._index, self._chunk_entries, self._index_report = new_index, entries, report
         return self._index.frame_count - before
+
+    @property
+    def is_recording(self) -> bool:
+        """True while a live writer process holds the store's lock."""
+        return is_live_writer(self._storage)
 
     # ------------------------------------------------------------------ writing
     def _init_write(self, imgshape, imgdtype, chunksize, metadata, encoding, fmt) -> None:
@@ -143,6 +157,13 @@ class ImgStore:
         self._encoding = encoding
 
         self._acquire_lock()
+        if self._storage.exists(STORE_MD_FILENAME) and not self._options.get("overwrite"):
+            self._release_lock()
+            raise StoreExistsError(f"{self._storage.describe(STORE_MD_FILENAME)}: a store already exists here; "
+                                   f"refusing to overwrite it (pass overwrite=True to replace it)")
+        if self._options.get("overwrite"):
+            for c in self._layout.list_chunks(self._storage):
+                self._delete_chunk(c)
         write_metadata(self._storage, self._md)
 
         self._frame_n = 0
@@ -165,7 +186,23 @@ class ImgStore:
         return {}
 
     def _acquire_lock(self) -> None:
-        self._storage.write_bytes(STORE_LOCK_FILENAME, f"{os.getpid()}\n".encode(), atomic=False)
+        """Take the store's ``.lock``; refuse while another live process holds it."""
+        payload = lock_payload()
+        for _ in range(3):
+            if self._storage.create_exclusive(STORE_LOCK_FILENAME, payload):
+                return
+            holder = read_lock(self._storage)
+            if holder is not None and holder.alive():
+                raise StoreLockedError(f"{self._storage.describe(STORE_LOCK_FILENAME)}: store is being written by "
+                                       f"{holder.describe()}; a second writer is refused (delete the lock file "
+                                       f"only if that writer is gone)")
+            log.warning("removing stale lock %s (%s)", self._storage.describe(STORE_LOCK_FILENAME),
+                        holder.describe() if holder else "empty")
+            try:
+                self._storage.remove(STORE_LOCK_FILENAME)
+            except FileNotFoundError:
+                pass
+        raise StoreLockedError(f"{self._storage.describe(STORE_LOCK_FILENAME)}: could not take the lock")
 
     def _release_lock(self) -> None:
         try:
