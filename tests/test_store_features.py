@@ -1,0 +1,182 @@
+"""Behaviour beyond the original: array view, locking, refresh, overwrite protection, error messages."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import imgstore
+from imgstore.apps.synthetic import make_frame, read_frame_number
+from imgstore.errors import StoreExistsError, StoreLockedError
+
+SHAPE = (48, 64)
+
+
+def write_store(path, fmt="npy", numbers=range(20), chunksize=7, shape=SHAPE, **kw):
+    with imgstore.new_for_format(fmt, basedir=str(path), imgshape=shape, imgdtype=np.uint8,
+                                 chunksize=chunksize, **kw) as s:
+        for i, n in enumerate(numbers):
+            s.add_image(make_frame(n, shape), n, 1000.0 + i / 30.0)
+    return str(path)
+
+
+def decoded(frames):
+    return [read_frame_number(f) for f in frames]
+
+
+@pytest.mark.parametrize("fmt", ["npy", "png"])
+def test_array_view(tmp_path, fmt):
+    numbers = [5, 9, 3, 100, 101, 7, 8, 200, 201, 202, 300, 1, 2]
+    path = write_store(tmp_path / "s", fmt, numbers, chunksize=4)
+    s = imgstore.new_for_filename(path)
+    assert len(s) == 13 and s.shape == (13,) + SHAPE and s.dtype == np.uint8
+    assert read_frame_number(s[0]) == 5 and read_frame_number(s[-1]) == 2
+    assert decoded(s[2:11]) == numbers[2:11]
+    assert decoded(s[::-3]) == numbers[::-3]
+    assert decoded(s[[12, 0, 5, 5, 4]]) == [2, 5, 7, 7, 101]
+    assert decoded(s[np.array([-1, -13])]) == [2, 5]
+    mask = np.zeros(13, bool)
+    mask[[1, 7]] = True
+    assert decoded(s[mask]) == [9, 200]
+    assert s[3, :32, :4].shape == (32, 4)
+    assert s[0:0].shape == (0,) + SHAPE
+    with pytest.raises(IndexError):
+        s[13]
+    with pytest.raises(IndexError):
+        s[[0, 13]]
+    assert decoded(s) == numbers
+    assert decoded(s.get_series(3, 6)) == numbers[3:6]
+    assert s.get_num_samples() == 13 and s.get_image_shape() == SHAPE
+    assert s.get_sampling_frequency() == pytest.approx(30.0)
+    assert np.allclose(s.get_native_timestamps(1, 3), [1000 + 1 / 30, 1000 + 2 / 30])
+    # the array view does not move the sequential reader
+    img, (fn, _) = s.get_next_image()
+    assert fn == 5 and read_frame_number(img) == 5
+
+
+def test_second_writer_is_refused_and_stale_lock_is_taken_over(tmp_path):
+    path = str(tmp_path / "s")
+    w = imgstore.new_for_format("npy", basedir=path, imgshape=SHAPE, imgdtype=np.uint8, chunksize=5)
+    w.add_image(make_frame(1, SHAPE), 1, 0.0)
+    lock = json.loads(open(os.path.join(path, ".lock")).read())
+    assert lock["pid"] == os.getpid()
+    with pytest.raises(StoreLockedError) as e:
+        imgstore.new_for_format("npy", basedir=path, imgshape=SHAPE, imgdtype=np.uint8, overwrite=True)
+    assert "pid %d" % os.getpid() in str(e.value) and ".lock" in str(e.value)
+    r = imgstore.new_for_filename(path)
+    assert r.is_recording
+    w.close()
+    assert not os.path.exists(os.path.join(path, ".lock"))
+    assert not imgstore.new_for_filename(path).is_recording
+
+    # a lock left by a process that died is stale
+    p = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = int(p.stdout)
+    path2 = str(tmp_path / "t")
+    os.makedirs(path2)
+    with open(os.path.join(path2, ".lock"), "w") as f:
+        json.dump({"pid": dead, "host": os.uname().nodename, "started": 0}, f)
+    s = imgstore.new_for_format("npy", basedir=path2, imgshape=SHAPE, imgdtype=np.uint8)
+    s.close()
+
+
+def test_existing_store_is_not_overwritten(tmp_path):
+    path = write_store(tmp_path / "s")
+    with pytest.raises(StoreExistsError) as e:
+        imgstore.new_for_format("npy", basedir=path, imgshape=SHAPE, imgdtype=np.uint8)
+    assert "metadata.yaml" in str(e.value)
+    assert isinstance(e.value, FileExistsError)
+    s = imgstore.new_for_filename(path)
+    assert s.frame_count == 20 and decoded(s[:3]) == [0, 1, 2]
+    assert not os.path.exists(os.path.join(path, ".lock"))
+    # explicit overwrite replaces it
+    write_store(tmp_path / "s", numbers=[42], overwrite=True)
+    s = imgstore.new_for_filename(path)
+    assert s.frame_count == 1 and decoded(s[:]) == [42] and s.chunks == [0]
+
+
+def test_refresh_sees_frames_of_a_live_writer_process(tmp_path):
+    path = str(tmp_path / "live")
+    code = textwrap.dedent(f"""
+        import sys, time, numpy as np, imgstore
+        from imgstore.apps.synthetic import make_frame
+        s = imgstore.new_for_format('png', basedir={path!r}, imgshape={SHAPE!r}, imgdtype=np.uint8, chunksize=10)
+        s.index_flush_interval = 0.0
+        for i in range(25):
+            s.add_image(make_frame(i, {SHAPE!r}), i, float(i))
+            if i in (4, 14):
+                print(i, flush=True)
+                sys.stdin.readline()
+        s.close()
+        print('closed', flush=True)
+    """)
+    p = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline().strip() == "4"
+        r = imgstore.new_for_filename(path)
+        assert r.is_recording
+        assert r.frame_count == 5 and decoded(r[:]) == [0, 1, 2, 3, 4]
+        p.stdin.write("\n")
+        p.stdin.flush()
+        assert p.stdout.readline().strip() == "14"
+        assert r.refresh() == 10
+        assert decoded(r[:]) == list(range(15))
+        img, (fn, _) = r.get_image(12)
+        assert fn == 12 and read_frame_number(img) == 12
+        p.stdin.write("\n")
+        p.stdin.flush()
+        assert p.stdout.readline().strip() == "closed"
+        assert r.refresh() == 10
+        assert decoded(r[:]) == list(range(25))
+        assert not r.is_recording
+    finally:
+        p.kill()
+        p.wait()
+
+
+def test_bad_images_are_refused_with_the_store_named(tmp_path):
+    path = str(tmp_path / "s")
+    s = imgstore.new_for_format("npy", basedir=path, imgshape=SHAPE, imgdtype=np.uint8)
+    with pytest.raises(ValueError, match="dtype"):
+        s.add_image(np.zeros(SHAPE, np.float32), 0, 0.0)
+    with pytest.raises(ValueError, match="shape") as e:
+        s.add_image(np.zeros((10, 10), np.uint8), 0, 0.0)
+    assert path in str(e.value)
+    with pytest.raises(ValueError, match="frame_number"):
+        s.add_image(np.zeros(SHAPE, np.uint8), 1.5, 0.0)
+    s.add_image(make_frame(3, SHAPE), np.int64(3), np.float32(1.0))
+    s.close()
+    r = imgstore.new_for_filename(path)
+    assert r.frame_count == 1 and read_frame_number(r[0]) == 3
+
+
+def test_store_opened_for_writing_refuses_reads_clearly(tmp_path):
+    s = imgstore.new_for_format("npy", basedir=str(tmp_path / "s"), imgshape=SHAPE, imgdtype=np.uint8)
+    with pytest.raises(imgstore.ImgStoreError, match="writing"):
+        s.get_next_image()
+    s.close()
+    with pytest.raises(imgstore.ImgStoreError, match="closed"):
+        s.add_image(make_frame(0, SHAPE), 0, 0.0)
+
+
+def test_writer_errors_surface(tmp_path, monkeypatch):
+    path = str(tmp_path / "s")
+    s = imgstore.new_for_format("png", basedir=path, imgshape=SHAPE, imgdtype=np.uint8, chunksize=100)
+    s.add_image(make_frame(0, SHAPE), 0, 0.0)
+
+    def broken(img):
+        raise RuntimeError("encoder exploded")
+
+    fmt = s._writer.fmt
+    monkeypatch.setattr(s._writer, "fmt", type(fmt)(fmt.name, fmt.extension, broken, fmt.decode, fmt.lossless,
+                                                    fmt.dtypes))
+    with pytest.raises(RuntimeError, match="exploded"):
+        for i in range(1, 20):
+            s.add_image(make_frame(i, SHAPE), i, float(i))
+        s.close()
