@@ -10,10 +10,13 @@ import json
 import os
 import random
 import sqlite3
+import tempfile
 
 import numpy as np
 import pytest
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import imgstore
 from imgstore.stores import DirectoryImgStore, VideoImgStore, new_for_filename, new_for_format, STORE_MD_FILENAME
@@ -334,6 +337,41 @@ def test_nearest_frame_number_ties_go_to_earliest_written(tmp_path):
         assert decode_frame(img) == want
         assert s.frame_number == want
     s.close()
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(fns=st.lists(st.integers(min_value=-40, max_value=40), min_size=1, max_size=12),
+       queries=st.lists(st.integers(min_value=-60, max_value=60), min_size=1, max_size=8),
+       chunksize=st.integers(min_value=1, max_value=5))
+def test_lookup_semantics_property(fns, queries, chunksize):
+    """exact lookups find the first written frame with that number; nearest lookups the smallest
+    |frame_number - query|, ties to the earliest written (the original's sqlite queries)"""
+    codes = list(range(1000, 1000 + len(fns)))   # frame i shows 1000 + i
+    with tempfile.TemporaryDirectory() as d:
+        write_store(os.path.join(d, 's'), 'npy', fns, chunksize=chunksize, codes=codes)
+        s = new_for_filename(os.path.join(d, 's'))
+        try:
+            assert s.frame_count == len(fns)
+            assert s.frame_min == min(fns) and s.frame_max == max(fns)
+            for q in queries:
+                if q in fns:
+                    img, (fn, _) = s.get_image(q)
+                    assert fn == q and decode_frame(img) == codes[fns.index(q)]
+                else:
+                    with pytest.raises(ValueError):
+                        s.get_image(q)
+                want = min(range(len(fns)), key=lambda i: (abs(q - fns[i]), i))
+                img, (fn, _) = s.get_image(q, exact_only=False)
+                assert fn == fns[want] and decode_frame(img) == codes[want], (q, fns)
+            i = len(fns) // 2
+            img, (fn, _) = s.get_image(None, frame_index=i)
+            assert fn == fns[i] and decode_frame(img) == codes[i]
+            # sequential reading after the lookups continues after the last frame read
+            if i + 1 < len(fns):
+                img, (fn, _) = s.get_next_image()
+                assert fn == fns[i + 1] and decode_frame(img) == codes[i + 1]
+        finally:
+            s.close()
 
 
 def test_nearest_image_by_time(tmp_path):
@@ -922,7 +960,10 @@ def test_written_files_match_original_layout(tmp_path, fmt):
             assert z['frame_time'].dtype == np.float64
             assert z['frame_number'].tolist() == fns[sl]
             assert z['frame_time'].tolist() == times[sl]
-            assert {'class', 'version', 'format', 'imgshape', 'imgdtype', 'chunksize'} <= set(z.files)
+            # writers copy the __store metadata into every chunk index
+            assert STORE_MD_KEYS <= set(z.files), sorted(STORE_MD_KEYS - set(z.files))
+            assert str(z['uuid']) == smd['uuid']
+            assert str(z['class']) == 'DirectoryImgStore'
             assert str(z['format']) == ext
 
     with open(str(p / '000001' / 'index.extra.json')) as f:
@@ -963,3 +1004,61 @@ def test_written_gray_files(tmp_path, fmt):
             arr = np.asarray(im)
     assert arr.shape == SHAPE_GRAY
     assert np.array_equal(arr, make_frame(301, SHAPE_GRAY))
+
+
+# -- reading stores written by others ---------------------------------------------------------------
+
+def test_yaml_chunk_index_is_read(tmp_path):
+    # older stores have NNNNNN/index.yaml (frame_number, frame_time) instead of index.npz
+    p = tmp_path / 's'
+    fns = [10, 11, 12, 13, 14]
+    _, times = write_store(p, 'npy', fns, chunksize=3)
+    with np.load(str(p / '000000' / 'index.npz')) as z:
+        idx = {'frame_number': z['frame_number'].tolist(), 'frame_time': z['frame_time'].tolist()}
+    os.unlink(str(p / '000000' / 'index.npz'))
+    with open(str(p / '000000' / 'index.yaml'), 'w') as f:
+        yaml.safe_dump(idx, f)
+    s = new_for_filename(str(p))
+    assert s.frame_count == 5
+    assert list(s.get_frame_metadata()['frame_number']) == fns
+    assert list(s.get_frame_metadata()['frame_time']) == times
+    assert [(fn, decode_frame(img)) for img, (fn, _) in read_all(s)] == [(fn, fn) for fn in fns]
+    s.close()
+
+
+def test_chunk_without_index_is_skipped(tmp_path):
+    p = tmp_path / 's'
+    fns = list(range(20, 29))
+    write_store(p, 'npy', fns, chunksize=3)
+    os.unlink(str(p / '000001' / 'index.npz'))
+    s = new_for_filename(str(p))
+    assert s.frame_count == 6
+    assert list(s.chunks) == [0, 2]
+    assert list(s.get_frame_metadata()['frame_number']) == [20, 21, 22, 26, 27, 28]
+    for fn in (28, 20, 26, 22):
+        img, (frame_number, _) = s.get_image(fn)
+        assert frame_number == fn and decode_frame(img) == fn
+    with pytest.raises(ValueError):
+        s.get_image(24)
+    img, (frame_number, _) = s.get_image(None, frame_index=3)
+    assert frame_number == 26 and decode_frame(img) == 26
+    s.close()
+
+
+@pytest.mark.beyond_original
+def test_unrelated_files_and_folders_are_ignored(tmp_path):
+    # FORMAT.md: chunks are the sub-folders whose name is a number; readers ignore files they do not
+    # know. (The original did int() on every sub-folder name and failed on e.g. 'notes'.)
+    p = tmp_path / 's'
+    fns = [1, 2, 3, 4]
+    write_store(p, 'png', fns, chunksize=3, extra={1: dict(a=1)})
+    os.mkdir(str(p / 'notes'))
+    (p / 'notes' / 'readme.txt').write_text('hello')
+    (p / 'thumbnail.png').write_bytes(b'not really a png')
+    (p / '000000' / 'something.else').write_text('x')
+    s = new_for_filename(str(p))
+    assert s.frame_count == 4
+    assert list(s.chunks) == [0, 1]
+    assert [(fn, decode_frame(img)) for img, (fn, _) in read_all(s)] == [(fn, fn) for fn in fns]
+    assert len(s.get_extra_data()) == 1
+    s.close()
