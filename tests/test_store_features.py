@@ -107,10 +107,10 @@ def test_refresh_sees_frames_of_a_live_writer_process(tmp_path):
         import sys, time, numpy as np, imgstore
         from imgstore.apps.synthetic import make_frame
         s = imgstore.new_for_format('png', basedir={path!r}, imgshape={SHAPE!r}, imgdtype=np.uint8, chunksize=10)
-        s.index_flush_interval = 0.0
         for i in range(25):
             s.add_image(make_frame(i, {SHAPE!r}), i, float(i))
             if i in (4, 14):
+                s.flush()  # every frame added so far is now visible to readers
                 print(i, flush=True)
                 sys.stdin.readline()
         s.close()

@@ -45,6 +45,10 @@ class ChunkWriter(abc.ABC):
         """Make what was written so far durable where the codec can."""
 
     @abc.abstractmethod
+    def durable_count(self) -> int:
+        """How many of the frames written so far are complete on disk, counted in write order."""
+
+    @abc.abstractmethod
     def close(self) -> None:
         """Finish the chunk; after this the chunk is complete on disk."""
 

@@ -118,6 +118,11 @@ class DirectoryChunkWriter(ChunkWriter):
         if len(self._pending) >= self._max_pending:
             self._pending.pop(0).result()
 
+    def durable_count(self) -> int:
+        while self._pending and self._pending[0].done():
+            self._pending.pop(0).result()  # raises the encoder's error, if any
+        return self.position - len(self._pending)
+
     def flush(self) -> None:
         pending, self._pending = self._pending, []
         for f in pending:

@@ -7,6 +7,7 @@ chunk in write order. Writers also copy the ``__store`` keys into it.
 from __future__ import annotations
 
 import io
+import os
 import zipfile
 from typing import Any
 
@@ -16,7 +17,13 @@ import yaml
 from ..errors import CorruptChunkError
 from ..storage import Storage
 
-INDEX_EXTENSIONS = (".npz", ".yaml")
+INDEX_EXTENSIONS = (".npz", ".yaml", ".frames")
+
+#: append-only log of a chunk being written: one record per frame, written as
+#: soon as the frame itself is on disk, so a killed writer loses no metadata.
+#: Removed when the chunk is finished and its ``.npz`` written (the original's layout).
+FRAME_LOG_EXT = ".frames"
+FRAME_LOG_DTYPE = np.dtype([("frame_number", "<i8"), ("frame_time", "<f8")])
 
 
 def find_chunk_index(storage: Storage, base: str) -> str | None:
@@ -55,6 +62,10 @@ def _as_arrays(fn: Any, ft: Any, where: str) -> tuple[np.ndarray, np.ndarray]:
 
 def parse_chunk_index(data: bytes, key: str, where: str) -> tuple[np.ndarray, np.ndarray]:
     """``(frame_number int64[], frame_time float64[])`` from index file bytes. Never unpickles."""
+    if key.endswith(FRAME_LOG_EXT):
+        n = len(data) // FRAME_LOG_DTYPE.itemsize  # a torn last record is ignored
+        rec = np.frombuffer(data, dtype=FRAME_LOG_DTYPE, count=n)
+        return rec["frame_number"].astype(np.int64), rec["frame_time"].astype(np.float64)
     if key.endswith(".yaml"):
         try:
             doc = yaml.safe_load(data)
@@ -108,3 +119,38 @@ def write_chunk_index(storage: Storage, base: str, frame_numbers, frame_times,
     key = base + ".npz"
     storage.write_bytes(key, encode_chunk_index(frame_numbers, frame_times, store_md, extra))
     return key
+
+
+class FrameLog:
+    """Appends ``(frame_number, frame_time)`` records to a chunk's ``.frames`` log."""
+
+    def __init__(self, storage: Storage, base: str) -> None:
+        self.storage = storage
+        self.key = base + FRAME_LOG_EXT
+        self._fp = storage.open_write(self.key)
+        self.count = 0
+
+    def append(self, frame_numbers, frame_times) -> None:
+        rec = np.empty(len(frame_numbers), dtype=FRAME_LOG_DTYPE)
+        rec["frame_number"] = frame_numbers
+        rec["frame_time"] = frame_times
+        self._fp.write(rec.tobytes())
+        self._fp.flush()  # in the OS: survives the process being killed
+        self.count += len(rec)
+
+    def sync(self) -> None:
+        """Also survive a power cut (fsync)."""
+        try:
+            os.fsync(self._fp.fileno())
+        except (OSError, AttributeError, ValueError):
+            pass
+
+    def close(self, remove: bool = True) -> None:
+        if self._fp is not None:
+            self._fp.close()
+            self._fp = None
+        if remove:
+            try:
+                self.storage.remove(self.key)
+            except FileNotFoundError:
+                pass

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import io
 import json
+import os
 from typing import Any
 
 import numpy as np
@@ -189,6 +190,13 @@ class ExtraDataWriter:
         else:
             self._fp.write(b", " + txt.encode("utf-8"))
         self._fp.flush()
+
+    def sync(self) -> None:
+        if self._fp is not None:
+            try:
+                os.fsync(self._fp.fileno())
+            except (OSError, AttributeError, ValueError):
+                pass
 
     def close(self) -> None:
         if self._fp is not None:

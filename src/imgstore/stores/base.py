@@ -16,7 +16,7 @@ from ..constants import EXTRA_DATA_FILE_EXTENSIONS, STORE_INDEX_FILENAME, STORE_
 from ..errors import (CorruptChunkError, EndOfStoreError, FrameNotFoundError, StoreExistsError,
                       StoreFormatError, StoreLockedError, UnsupportedFormatError)
 from ..format import extradata as _xd
-from ..format.chunkindex import find_chunk_index, write_chunk_index
+from ..format.chunkindex import FrameLog, find_chunk_index, write_chunk_index
 from ..format.layout import Layout
 from ..format.lock import is_live_writer, lock_payload, read_lock
 from ..format.metadata import (StoreMetadata, created_datetime, new_store_metadata, read_metadata,
@@ -44,7 +44,7 @@ class ImgStore:
     _supported_modes = "rw"
     FRAME_MD = ("frame_number", "frame_time")
 
-    #: seconds between rewrites of the growing chunk's index while recording
+    #: seconds between fsyncs of the chunk being written (its frame log is in the OS after every frame)
     index_flush_interval = 1.0
 
     def __init__(self, basedir: str | os.PathLike | None = None, mode: str = "r", imgshape=None,
@@ -216,24 +216,30 @@ class ImgStore:
         self._chunk_fn = []
         self._chunk_ft = []
         self._writer = self._new_chunk_writer(chunk_n)
+        self._frame_log = FrameLog(self._storage, self._layout.index_base(chunk_n))
         self._extra = None
 
     def _new_chunk_writer(self, chunk_n: int):  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def _write_chunk_index(self) -> None:
-        write_chunk_index(self._storage, self._layout.index_base(self._chunk_n), self._chunk_fn, self._chunk_ft,
-                          store_md=self._md.store)
-        self._last_index_flush = time.monotonic()
+    def _log_durable_frames(self, upto: int | None = None) -> None:
+        """Append frame-log records for the frames the codec has completed on disk."""
+        done = self._writer.durable_count() if upto is None else upto
+        logged = self._frame_log.count
+        if done > logged:
+            self._frame_log.append(self._chunk_fn[logged:done], self._chunk_ft[logged:done])
 
     def _finish_chunk(self) -> None:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
-        self._write_chunk_index()
+        self._log_durable_frames(len(self._chunk_fn))
+        write_chunk_index(self._storage, self._layout.index_base(self._chunk_n), self._chunk_fn, self._chunk_ft,
+                          store_md=self._md.store)
         if self._extra is not None:
             self._extra.close()
             self._extra = None
+        self._frame_log.close(remove=True)  # the .npz now holds it all: the original's layout
 
     def _coerce_image(self, img: np.ndarray) -> np.ndarray:
         img = np.asarray(img)
@@ -268,9 +274,13 @@ class ImgStore:
         img = self._coerce_image(img)
         if self._encode_image is not None:
             img = self._encode_image(img)
-        self._writer.write(img)
         self._chunk_fn.append(fn)
         self._chunk_ft.append(ft)
+        try:
+            self._writer.write(img)
+        except BaseException:
+            del self._chunk_fn[-1], self._chunk_ft[-1]
+            raise
 
         self._frame_max = fn if np.isnan(self._frame_max) else max(self._frame_max, fn)
         self._frame_min = fn if np.isnan(self._frame_min) else min(self._frame_min, fn)
@@ -284,13 +294,20 @@ class ImgStore:
         if self._frame_n % self._chunksize == 0:
             self._finish_chunk()
             self._start_chunk(self._chunk_n + 1)
-        elif time.monotonic() - self._last_index_flush >= self.index_flush_interval:
-            self._flush_growing_chunk()
+        else:
+            self._log_durable_frames()
+            if time.monotonic() - self._last_index_flush >= self.index_flush_interval:
+                self.flush()
 
-    def _flush_growing_chunk(self) -> None:
-        """Make the frames of the chunk being written durable and visible to readers."""
+    def flush(self) -> None:
+        """Make every frame added so far durable (on disk and in the frame log) and visible to readers."""
+        self._require_write()
         self._writer.flush()
-        self._write_chunk_index()
+        self._log_durable_frames()
+        self._frame_log.sync()
+        if self._extra is not None:
+            self._extra.sync()
+        self._last_index_flush = time.monotonic()
 
     def add_extra_data(self, **data) -> None:
         """Store JSON-serialisable values tagged with the last added frame."""
@@ -328,6 +345,7 @@ class ImgStore:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+        self._frame_log.close(remove=True)
         if self._extra is not None:
             self._extra.discard()
             self._extra = None
@@ -345,7 +363,7 @@ class ImgStore:
             if self._storage.exists(key):
                 self._storage.remove(key)
         base = self._layout.index_base(chunk_n)
-        for ext in (".npz", ".yaml"):
+        for ext in (".npz", ".yaml", ".frames"):
             if self._storage.exists(base + ext):
                 self._storage.remove(base + ext)
 
@@ -391,6 +409,8 @@ class ImgStore:
 
     def _read_frame(self, frame_index: int) -> tuple[np.ndarray, FrameMeta]:
         img = self._frame_at(frame_index)
+        if not img.flags.writeable:
+            img = img.copy()  # callers of get_image may draw on the frame, as with the original
         fn = int(self._index.frame_number[frame_index])
         ft = float(self._index.frame_time[frame_index])
         self._cursor = int(frame_index)

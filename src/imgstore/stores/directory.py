@@ -1,9 +1,12 @@
-"""``DirectoryImgStore``: one folder per chunk, one image file per frame."""
+"""``DirectoryImgStore``: one folder per chunk, one image file per frame (or one raw file per chunk)."""
 
 from __future__ import annotations
 
+import numpy as np
+
 from ..codecs.directory import DirectoryChunkReader, DirectoryChunkWriter
 from ..codecs.images import COLOR_VARIANTS, IMAGE_FORMATS
+from ..codecs.raw import RawChunkReader, RawChunkWriter
 from ..color import encoding_converter, is_color
 from ..errors import OptionalDependencyError, UnsupportedFormatError
 from ..format.layout import Layout
@@ -29,8 +32,13 @@ class DirectoryImgStore(ImgStore):
             kwargs.pop(k, None)
         super().__init__(**kwargs)
 
+    #: one memory-mappable file of frames per chunk (new here: the original cannot read it)
+    RAW_FORMAT = "raw"
+
     def _make_layout(self, md: StoreMetadata) -> Layout:
         fmt = md.format
+        if fmt == self.RAW_FORMAT:
+            return Layout("directory", frame_ext="raw")
         if fmt not in IMAGE_FORMATS:
             if fmt == "bpk":
                 raise UnsupportedFormatError("format 'bpk' (bloscpack) is not supported by this imgstore")
@@ -40,6 +48,12 @@ class DirectoryImgStore(ImgStore):
     def _prepare_write(self, fmt, imgshape, imgdtype, encoding):
         if not isinstance(fmt, str):
             raise UnsupportedFormatError(f"unknown format {fmt!r}")
+        if fmt == self.RAW_FORMAT:
+            if np.dtype(imgdtype).hasobject:
+                raise UnsupportedFormatError(f"format 'raw' cannot store {imgdtype} frames")
+            if encoding:
+                _check_encoding_name(encoding)
+            return fmt, tuple(imgshape), encoding, None
         base = fmt[: -len("+color")] if fmt in COLOR_VARIANTS else fmt
         if base not in IMAGE_FORMATS:
             raise UnsupportedFormatError(f"unknown format {fmt!r} (supported: {', '.join(self.supported_formats())})")
@@ -61,10 +75,20 @@ class DirectoryImgStore(ImgStore):
                 _check_encoding_name(encoding)
         return base, write_shape, encoding, encode
 
+    def _frame_shape(self) -> tuple[int, ...]:
+        shape = tuple(self._imgshape)
+        return shape[:2] if len(shape) == 3 and shape[2] == 1 else shape
+
     def _new_chunk_writer(self, chunk_n: int):
+        if self._format == self.RAW_FORMAT:
+            return RawChunkWriter(self._storage, self._layout.chunk_key(chunk_n), self._frame_shape(),
+                                  self._imgdtype)
         return DirectoryChunkWriter(self._storage, self._layout, chunk_n, IMAGE_FORMATS[self._format])
 
     def _new_chunk_reader(self, chunk_n: int):
+        if self._format == self.RAW_FORMAT:
+            return RawChunkReader(self._storage, self._layout.chunk_key(chunk_n), self._frame_shape(),
+                                  self._imgdtype)
         start, stop = self._index.chunk_range(chunk_n)
         return DirectoryChunkReader(self._storage, self._layout, chunk_n, IMAGE_FORMATS[self._format],
                                     color=is_color(self._imgshape), dtype=self._imgdtype, n_frames=stop - start)
@@ -79,7 +103,7 @@ class DirectoryImgStore(ImgStore):
 
     @classmethod
     def supported_formats(cls) -> list[str]:
-        return list(IMAGE_FORMATS) + list(COLOR_VARIANTS)
+        return list(IMAGE_FORMATS) + list(COLOR_VARIANTS) + [cls.RAW_FORMAT]
 
     @property
     def lossless(self) -> bool:
