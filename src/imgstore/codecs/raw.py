@@ -131,7 +131,7 @@ class RawChunkReader(ChunkReader):
     def _check(self, position: int) -> int:
         p = int(position)
         if not 0 <= p < self.n_frames:
-            raise IndexError(f"{self.where}: no frame {p} (chunk holds {self.n_frames} complete frames)")
+            raise CorruptChunkError(f"{self.where}: no frame {p} (the file holds {self.n_frames} complete frames)")
         return p
 
     def _map(self) -> np.ndarray:
