@@ -77,3 +77,40 @@ def test_raw_chunk_header_mismatch_is_reported(tmp_path):
     with pytest.raises(imgstore.CorruptChunkError) as e:
         s[0]
     assert "frames.npy" in str(e.value)
+
+
+@pytest.mark.parametrize("axis_order", ["thw", "twh", "hwt", "thwc", "tchw"])
+def test_foreign_raw_video_any_axis_order(tmp_path, axis_order):
+    color = "c" in axis_order
+    shape = (48, 64, 3) if color else (48, 64)
+    frames = np.stack([make_frame(7 + i, shape) for i in range(12)])  # (t, h, w[, c])
+    layout = np.transpose(frames, ["thwc".index(a) for a in axis_order])
+    header = b"HDR" * 100
+    path = tmp_path / "video.bin"
+    path.write_bytes(header + np.ascontiguousarray(layout).tobytes() + b"\x01\x02")  # trailing partial frame
+    v = imgstore.open_raw_video(str(path), frame_shape=shape, dtype=np.uint8, offset=len(header),
+                                axis_order=axis_order, sampling_frequency=50.0)
+    assert len(v) == 12 and v.image_shape == shape and v.get_sampling_frequency() == 50.0
+    assert np.allclose(v.get_native_timestamps(), np.arange(12) / 50.0)
+    assert [read_frame_number(f) for f in v[:]] == list(range(7, 19))
+    img, (fn, t) = v.get_image(None, frame_index=5)
+    assert fn == 5 and t == pytest.approx(0.1) and np.array_equal(img, frames[5])
+    img, (fn, _) = v.get_next_image()
+    assert fn == 6 and np.array_equal(img, frames[6])
+    assert np.array_equal(v.get_series(2, 4), frames[2:4])
+    img, (fn, _) = v.get_nearest_image(0.205)
+    assert fn == 10
+
+
+def test_foreign_raw_video_timestamps_and_errors(tmp_path):
+    path = tmp_path / "v.raw"
+    np.zeros((5, 4, 6), np.uint16).tofile(path)
+    v = imgstore.open_raw_video(str(path), frame_shape=(4, 6), dtype=np.uint16, timestamps=[0, 1, 2, 4, 8])
+    assert v.frame_count == 5 and v.dtype == np.uint16
+    assert v.get_nearest_image(5.9)[1] == (3, 4.0)
+    with pytest.raises(imgstore.ImgStoreError, match="v.raw"):
+        imgstore.open_raw_video(str(path), frame_shape=(4, 6), dtype=np.uint16, timestamps=[0, 1])
+    with pytest.raises(imgstore.ImgStoreError, match="axis_order"):
+        imgstore.open_raw_video(str(path), frame_shape=(4, 6), dtype=np.uint16, axis_order="thx")
+    with pytest.raises(imgstore.ImgStoreError, match="complete frames"):
+        imgstore.open_raw_video(str(path), frame_shape=(4, 6), dtype=np.uint16, n_frames=6)

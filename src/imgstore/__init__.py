@@ -9,6 +9,7 @@ from .errors import (CorruptChunkError, EndOfStoreError, FrameNotFoundError, Img
 from .stores import (DirectoryImgStore, ImgStore, VideoImgStore, extract_only_frame, get_supported_formats,
                      new_for_filename, new_for_format)
 from .color import ensure_color, ensure_grayscale
+from .stores.rawvideo import RawVideoFile, open_raw_video
 
 __version__ = "1.0.0.dev0"
 
@@ -24,5 +25,5 @@ __all__ = [
     "new_for_filename", "new_for_format", "extract_only_frame", "get_supported_formats", "ImgStore",
     "DirectoryImgStore", "VideoImgStore", "ensure_color", "ensure_grayscale", "ImgStoreError",
     "StoreNotFoundError", "StoreFormatError", "UnsupportedFormatError", "FrameNotFoundError", "EndOfStoreError",
-    "CorruptChunkError", "StoreLockedError", "__version__",
+    "CorruptChunkError", "StoreLockedError", "open_raw_video", "RawVideoFile", "__version__",
 ]
