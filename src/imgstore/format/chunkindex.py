@@ -34,30 +34,74 @@ def find_chunk_index(storage: Storage, base: str) -> str | None:
     return None
 
 
+_INT64_MAX = np.iinfo(np.int64).max
+
+
 def _as_arrays(fn: Any, ft: Any, where: str) -> tuple[np.ndarray, np.ndarray]:
     try:
         fn_arr = np.asarray(fn)
-        ft_arr = np.asarray(ft, dtype=np.float64)
+        ft_arr = np.asarray(ft)
     except (TypeError, ValueError) as e:
         raise CorruptChunkError(f"{where}: frame_number/frame_time are not numeric ({e})") from None
-    if fn_arr.size == 0:
+    if fn_arr.size == 0 and fn_arr.ndim == 1:
         fn_arr = fn_arr.astype(np.int64)
+    if ft_arr.size == 0 and ft_arr.ndim == 1:
+        ft_arr = ft_arr.astype(np.float64)
     if fn_arr.ndim != 1 or ft_arr.ndim != 1:
-        raise CorruptChunkError(f"{where}: frame_number/frame_time must be 1-D arrays")
+        raise CorruptChunkError(f"{where}: frame_number/frame_time must be 1-D arrays "
+                                f"(shapes {fn_arr.shape}, {ft_arr.shape})")
     if fn_arr.dtype.kind == "f":
-        finite = np.isfinite(fn_arr)
-        if not finite.all() or not np.all(fn_arr == np.round(fn_arr)):
+        with np.errstate(invalid="ignore"):
+            ok = np.isfinite(fn_arr) & (fn_arr == np.round(fn_arr)) & (np.abs(fn_arr) < 2.0 ** 63)
+        if not ok.all():
             raise CorruptChunkError(f"{where}: frame_number holds non-integer values")
         fn_arr = fn_arr.astype(np.int64)
-    elif fn_arr.dtype.kind in "iu":
-        fn_arr = fn_arr.astype(np.int64, copy=False)
-    elif fn_arr.dtype.kind == "b":
+    elif fn_arr.dtype.kind == "u":
+        if len(fn_arr) and int(fn_arr.max()) > _INT64_MAX:
+            raise CorruptChunkError(f"{where}: frame_number holds values beyond int64")
         fn_arr = fn_arr.astype(np.int64)
+    elif fn_arr.dtype.kind in "ib":
+        fn_arr = fn_arr.astype(np.int64, copy=False)
     else:
         raise CorruptChunkError(f"{where}: frame_number has dtype {fn_arr.dtype}, expected integers")
+    if ft_arr.dtype.kind not in "iuf":  # no strings, complex, datetimes, objects
+        raise CorruptChunkError(f"{where}: frame_time has dtype {ft_arr.dtype}, expected numbers")
+    ft_arr = ft_arr.astype(np.float64, copy=False)
     if len(fn_arr) != len(ft_arr):
         raise CorruptChunkError(f"{where}: {len(fn_arr)} frame numbers but {len(ft_arr)} frame times")
     return fn_arr, ft_arr
+
+
+#: an index member larger than this is not a chunk index (a zip bomb, a damaged size field)
+_MAX_MEMBER_BYTES = 1 << 31
+
+
+def _npz_member(z: zipfile.ZipFile, name: str, where: str) -> np.ndarray:
+    """One array of an npz, read without unpickling and without trusting its header's size."""
+    try:
+        info = z.getinfo(name + ".npy")
+    except KeyError:
+        raise CorruptChunkError(f"{where}: chunk index lacks '{name}'") from None
+    if info.file_size > _MAX_MEMBER_BYTES:
+        raise CorruptChunkError(f"{where}: '{name}' is implausibly large ({info.file_size} bytes)")
+    raw = z.read(info)
+    f = io.BytesIO(raw)
+    fmt = np.lib.format
+    version = fmt.read_magic(f)
+    if version == (1, 0):
+        shape, fortran, dtype = fmt.read_array_header_1_0(f)
+    elif version == (2, 0):
+        shape, fortran, dtype = fmt.read_array_header_2_0(f)
+    else:
+        shape, fortran, dtype = fmt._read_array_header(f, version)
+    if dtype.hasobject:
+        raise CorruptChunkError(f"{where}: '{name}' holds Python objects (pickled data is never loaded)")
+    count = int(np.prod(shape, dtype=object))
+    if len(raw) - f.tell() != count * dtype.itemsize:
+        raise CorruptChunkError(f"{where}: '{name}' header says shape {shape} {dtype}, but holds "
+                                f"{len(raw) - f.tell()} bytes")
+    arr = np.frombuffer(raw, dtype=dtype, count=count, offset=f.tell())
+    return arr.reshape(shape, order="F" if fortran else "C")
 
 
 def parse_chunk_index(data: bytes, key: str, where: str) -> tuple[np.ndarray, np.ndarray]:
@@ -69,16 +113,20 @@ def parse_chunk_index(data: bytes, key: str, where: str) -> tuple[np.ndarray, np
     if key.endswith(".yaml"):
         try:
             doc = yaml.safe_load(data)
-            return _as_arrays(doc["frame_number"], doc["frame_time"], where)
-        except (yaml.YAMLError, KeyError, TypeError) as e:
+            fn, ft = doc["frame_number"], doc["frame_time"]
+        except RecursionError:
+            raise CorruptChunkError(f"{where}: unreadable chunk index (nested too deeply)") from None
+        except (yaml.YAMLError, KeyError, TypeError, IndexError, ValueError, AttributeError, OverflowError) as e:
             raise CorruptChunkError(f"{where}: unreadable chunk index ({e.__class__.__name__}: {e})") from None
+        return _as_arrays(fn, ft, where)
     try:
-        with np.load(io.BytesIO(data), allow_pickle=False) as z:
-            fn = z["frame_number"]
-            ft = z["frame_time"]
-    except KeyError as e:
-        raise CorruptChunkError(f"{where}: chunk index lacks {e}") from None
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError, TypeError) as e:
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
+            fn = _npz_member(z, "frame_number", where)
+            ft = _npz_member(z, "frame_time", where)
+    except CorruptChunkError:
+        raise
+    except Exception as e:  # noqa: BLE001 - any failure to parse untrusted bytes is a corrupt index
+        # (BadZipFile, bad CRC, unknown compression, encrypted member, zlib.error, bad npy header, ...)
         raise CorruptChunkError(f"{where}: unreadable chunk index ({e.__class__.__name__}: {e})") from None
     return _as_arrays(fn, ft, where)
 

@@ -35,17 +35,33 @@ def encode_record(record: dict[str, Any]) -> str:
     return json.dumps(record, cls=JsonCustomEncoder)
 
 
+def _decode_text(data: bytes, where: str) -> str:
+    if data.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte order mark
+        data = data[3:]
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        if e.reason == "unexpected end of data" and e.end == len(data):
+            return data[: e.start].decode("utf-8")  # a writer died inside a multi-byte character
+        raise CorruptChunkError(f"{where}: not UTF-8 text (bad byte at offset {e.start})") from None
+
+
 def parse_json_records(data: bytes, where: str) -> list[dict[str, Any]]:
     """Records of a JSON array file.
 
     A writer that died leaves the array unterminated (``[{...}, {...}``, maybe
-    with a torn last record): every complete record is returned.
+    with a torn last record): every complete record is returned. Damage
+    anywhere else (a broken record followed by more text, text after the
+    closing bracket) raises CorruptChunkError rather than silently dropping
+    the records after it.
     """
-    text = data.decode("utf-8", errors="replace").strip()
+    text = _decode_text(data, where).strip()
     if not text:
         return []
     try:
         doc = json.loads(text)
+    except RecursionError:
+        raise CorruptChunkError(f"{where}: JSON nested too deeply") from None
     except json.JSONDecodeError:
         doc = _salvage_records(text, where)
     if isinstance(doc, dict):
@@ -55,26 +71,180 @@ def parse_json_records(data: bytes, where: str) -> list[dict[str, Any]]:
     return doc
 
 
+_JSON_WS = " \t\r\n"
+
+
 def _salvage_records(text: str, where: str) -> list[dict[str, Any]]:
+    """The complete records of an array cut short by a writer that died (see parse_json_records)."""
     if not text.startswith("["):
         raise CorruptChunkError(f"{where}: not a JSON array")
     dec = json.JSONDecoder()
-    out = []
-    i = 1
-    n = len(text)
-    while i < n:
-        while i < n and text[i] in " \t\r\n,":
+    out: list[dict[str, Any]] = []
+    i, n = 1, len(text)
+    while True:
+        while i < n and text[i] in _JSON_WS:
             i += 1
-        if i >= n or text[i] == "]":
-            break
+        if i >= n:
+            return out  # cut between records
+        if text[i] == "]":
+            if text[i + 1:].strip(_JSON_WS):
+                raise CorruptChunkError(f"{where}: data after the end of the JSON array (offset {i + 1})")
+            return out
+        if out:
+            if text[i] != ",":
+                raise CorruptChunkError(f"{where}: corrupt JSON array: expected ',' at offset {i}")
+            i += 1
+            while i < n and text[i] in _JSON_WS:
+                i += 1
+            if i >= n:
+                return out  # cut after a comma
         try:
-            obj, i = dec.raw_decode(text, i)
+            obj, i2 = dec.raw_decode(text, i)
+        except RecursionError:
+            raise CorruptChunkError(f"{where}: JSON nested too deeply") from None
         except json.JSONDecodeError:
-            break  # torn last record
+            if _is_json_prefix(text, i):
+                return out  # the torn last record of a writer that died
+            raise CorruptChunkError(f"{where}: corrupt JSON record at offset {i}") from None
         if not isinstance(obj, dict):
             raise CorruptChunkError(f"{where}: expected a JSON array of objects")
         out.append(obj)
-    return out
+        i = i2
+
+
+def _scan_string(t: str, i: int) -> int | None:
+    """End of the JSON string starting at t[i] ('"'): index after it, None if t ends inside it, -1 if invalid."""
+    n = len(t)
+    k = i + 1
+    while k < n:
+        ch = t[k]
+        if ch == '"':
+            return k + 1
+        if ch == "\\":
+            if k + 1 >= n:
+                return None
+            e = t[k + 1]
+            if e in '"\\/bfnrt':
+                k += 2
+                continue
+            if e == "u":
+                hexpart = t[k + 2: k + 6]
+                if not all(h in "0123456789abcdefABCDEF" for h in hexpart):
+                    return -1
+                if len(hexpart) < 4:
+                    return None
+                k += 6
+                continue
+            return -1
+        if ord(ch) < 0x20:
+            return -1
+        k += 1
+    return None
+
+
+#: JSON number automaton: state -> (characters, next state)
+_NUM = {
+    0: (("-", 1), ("0", 2), ("123456789", 3)),
+    1: (("0", 2), ("123456789", 3)),
+    2: ((".", 4), ("eE", 6)),
+    3: (("0123456789", 3), (".", 4), ("eE", 6)),
+    4: (("0123456789", 5),),
+    5: (("0123456789", 5), ("eE", 6)),
+    6: (("+-", 7), ("0123456789", 8)),
+    7: (("0123456789", 8),),
+    8: (("0123456789", 8),),
+}
+_NUM_ACCEPT = (2, 3, 5, 8)
+_LITERALS = ("true", "false", "null", "NaN", "Infinity", "-Infinity")
+
+
+def _scan_scalar(t: str, i: int) -> int | None:
+    """End of the literal or number at t[i]: index after it, None if t ends inside it, -1 if invalid."""
+    n = len(t)
+    if t[i] in "tfnNI" or t.startswith("-I", i):
+        for lit in _LITERALS:
+            seg = t[i: i + len(lit)]
+            if seg == lit:
+                return i + len(lit)
+            if i + len(seg) == n and lit.startswith(seg):
+                return None
+        return -1
+    state, k = 0, i
+    while k < n:
+        ch = t[k]
+        for chars, nxt in _NUM[state]:
+            if ch in chars:
+                state = nxt
+                break
+        else:
+            break
+        k += 1
+    if k == i:
+        return -1
+    if k == n:
+        return None
+    return k if state in _NUM_ACCEPT else -1
+
+
+def _is_json_prefix(t: str, i: int) -> bool:
+    """True if t[i:] is the beginning of a JSON value cut short (what a writer that died leaves)."""
+    n = len(t)
+    stack: list[str] = []
+    state = "value"  # value | first_value | key | first_key | colon | after
+    while i < n:
+        c = t[i]
+        if c in _JSON_WS:
+            i += 1
+            continue
+        if state == "after":
+            if not stack:
+                return False  # a complete value followed by more text
+            if c == ",":
+                state = "key" if stack[-1] == "{" else "value"
+            elif c == ("}" if stack[-1] == "{" else "]"):
+                stack.pop()
+            else:
+                return False
+            i += 1
+            continue
+        if state == "colon":
+            if c != ":":
+                return False
+            state = "value"
+            i += 1
+            continue
+        if state in ("key", "first_key"):
+            if c == "}" and state == "first_key":
+                stack.pop()
+                state = "after"
+                i += 1
+                continue
+            if c != '"':
+                return False
+            j = _scan_string(t, i)
+            if j is None:
+                return True
+            if j < 0:
+                return False
+            i, state = j, "colon"
+            continue
+        if c == "]" and state == "first_value":
+            stack.pop()
+            state = "after"
+            i += 1
+            continue
+        if c in "{[":
+            stack.append(c)
+            state = "first_key" if c == "{" else "first_value"
+            i += 1
+            continue
+        j = _scan_string(t, i) if c == '"' else _scan_scalar(t, i)
+        if j is None:
+            return True
+        if j < 0:
+            return False
+        i, state = j, "after"
+    return True
 
 
 def read_json_records(storage: Storage, key: str):

@@ -7,7 +7,23 @@ from dataclasses import dataclass
 
 from ..storage import Storage
 
-_CHUNK_DIR_RE = re.compile(r"^\d+$")
+_CHUNK_DIR_RE = re.compile(r"^[0-9]{6,10}$")
+#: chunk numbers are int64 in the index; no real store comes near this
+MAX_CHUNK_NUMBER = 2 ** 31 - 1
+
+
+def parse_chunk_name(name: str) -> int | None:
+    """The chunk number of a chunk folder / file stem such as ``000003``, else None.
+
+    Only the names writers make count: ASCII digits, zero-padded to six
+    (``3``, ``0000003``, ``٠٠٠٠٠٣`` or a 40-digit number are not chunks).
+    """
+    if not _CHUNK_DIR_RE.match(name):
+        return None
+    n = int(name)
+    if n > MAX_CHUNK_NUMBER or chunk_name(n) != name:
+        return None
+    return n
 
 
 def chunk_name(chunk_n: int) -> str:
@@ -33,16 +49,18 @@ class Layout:
         out = set()
         if self.kind == "directory":
             for info in storage.listdir(""):
-                if info.is_dir and _CHUNK_DIR_RE.match(info.name):
-                    out.add(int(info.name))
+                n = parse_chunk_name(info.name) if info.is_dir else None
+                if n is not None:
+                    out.add(n)
         else:
             ext = self.extension
             for info in storage.listdir(""):
                 if info.is_dir or not info.name.endswith(ext):
                     continue
                 stem = info.name[: -len(ext)] if ext else info.name
-                if _CHUNK_DIR_RE.match(stem):
-                    out.add(int(stem))
+                n = parse_chunk_name(stem)
+                if n is not None:
+                    out.add(n)
         return sorted(out)
 
     # --- files of one chunk --------------------------------------------

@@ -29,6 +29,8 @@ class StoreMetadata:
 
     store: dict[str, Any]
     user: dict[str, Any] = field(default_factory=dict)
+    #: the file it was read from (for error messages)
+    where: str = field(default="", compare=False, repr=False)
 
     @property
     def class_name(self) -> str:
@@ -76,11 +78,23 @@ class StoreMetadata:
         return out
 
 
+#: frame dimensions beyond this are not a camera's: the metadata is damaged
+MAX_IMG_DIM = 1 << 20
+
+_FORMAT_RE = re.compile(r"^[A-Za-z0-9_.+-]+(/[A-Za-z0-9_.+-]+)?$")
+_EXTENSION_RE = re.compile(r"^\.?[A-Za-z0-9_+-]+(\.[A-Za-z0-9_+-]+)*$")
+
+
 def parse_metadata(text: str | bytes, where: str) -> StoreMetadata:
     """Parse and validate ``metadata.yaml`` text; *where* names the file in errors."""
     try:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as e:
+        raise StoreFormatError(f"{where}: not valid YAML ({e.__class__.__name__}: {e})") from None
+    except RecursionError:
+        raise StoreFormatError(f"{where}: not valid YAML (nested too deeply)") from None
+    except (ValueError, TypeError, AttributeError, OverflowError, UnicodeError) as e:
+        # safe_load's constructors: e.g. a timestamp with month 13, '!!int abc', an int of 5000 digits
         raise StoreFormatError(f"{where}: not valid YAML ({e.__class__.__name__}: {e})") from None
     if not isinstance(doc, dict):
         raise StoreFormatError(f"{where}: expected a YAML mapping, found {type(doc).__name__}")
@@ -90,26 +104,40 @@ def parse_metadata(text: str | bytes, where: str) -> StoreMetadata:
     for key in ("class", "imgshape", "imgdtype", "chunksize"):
         if key not in smd:
             raise StoreFormatError(f"{where}: store metadata lacks '{key}'")
+    if not isinstance(smd["class"], str):
+        raise StoreFormatError(f"{where}: store class {smd['class']!r} is not a name")
     shape = smd["imgshape"]
     if (not isinstance(shape, (list, tuple)) or len(shape) not in (2, 3)
-            or not all(isinstance(x, int) and not isinstance(x, bool) and x > 0 for x in shape)
+            or not all(isinstance(x, int) and not isinstance(x, bool) and 0 < x <= MAX_IMG_DIM for x in shape)
             or (len(shape) == 3 and shape[2] not in (1, 3, 4))):
-        raise StoreFormatError(f"{where}: imgshape {shape!r} is not [h, w] or [h, w, 3]")
+        raise StoreFormatError(f"{where}: imgshape {shape!r:.100} is not [h, w] or [h, w, 3]")
     try:
         import numpy as np
 
-        dt = np.dtype(str(smd["imgdtype"]))
-        if dt.kind not in "uif" or dt.hasobject:
+        if not isinstance(smd["imgdtype"], str):
             raise TypeError
-    except TypeError:
-        raise StoreFormatError(f"{where}: imgdtype {smd['imgdtype']!r} is not a numeric dtype") from None
+        dt = np.dtype(smd["imgdtype"])
+        if dt.kind not in "biuf" or dt.hasobject or dt.shape or dt.names:
+            raise TypeError
+    except (TypeError, ValueError):
+        raise StoreFormatError(f"{where}: imgdtype {smd['imgdtype']!r:.100} is not a numeric dtype") from None
     cs = smd["chunksize"]
     if not isinstance(cs, int) or isinstance(cs, bool) or cs <= 0:
-        raise StoreFormatError(f"{where}: chunksize {cs!r} is not a positive integer")
+        raise StoreFormatError(f"{where}: chunksize {cs!r:.100} is not a positive integer")
     version = smd.get("version", STORE_VERSION)
-    if version != STORE_VERSION:
-        raise StoreFormatError(f"{where}: incompatible store version {version!r} (can read {STORE_VERSION})")
-    return StoreMetadata(store=smd, user=doc)
+    if version != STORE_VERSION or isinstance(version, bool):
+        raise StoreFormatError(f"{where}: incompatible store version {version!r:.100} (can read {STORE_VERSION})")
+    fmt = smd.get("format")
+    if fmt is not None and (not isinstance(fmt, str) or not _FORMAT_RE.match(fmt) or ".." in fmt):
+        raise StoreFormatError(f"{where}: format {fmt!r:.100} is not a format name")
+    enc = smd.get("encoding")
+    if enc is not None and not isinstance(enc, str):
+        raise StoreFormatError(f"{where}: encoding {enc!r:.100} is not an encoding name")
+    ext = smd.get("extension")
+    if ext is not None and ext != "" and (not isinstance(ext, str) or not _EXTENSION_RE.match(ext)):
+        # it names the chunk files: no path separators, no '..'
+        raise StoreFormatError(f"{where}: extension {ext!r:.100} is not a file extension")
+    return StoreMetadata(store=smd, user=doc, where=where)
 
 
 def read_metadata(storage: Storage) -> StoreMetadata:
@@ -121,6 +149,8 @@ def read_metadata(storage: Storage) -> StoreMetadata:
         from ..errors import StoreNotFoundError
 
         raise StoreNotFoundError(f"{where}: no such file (not an imgstore)") from None
+    except (IsADirectoryError, NotADirectoryError) as e:
+        raise StoreFormatError(f"{where}: not a file ({e.strerror})") from None
     return parse_metadata(data, where)
 
 
@@ -179,11 +209,13 @@ def created_datetime(md: StoreMetadata, store_folder_name: str,
     if "created_utc" in smd and smd["created_utc"]:
         from dateutil import parser as _dtparser
 
+        where = (md.where or STORE_MD_FILENAME) + ": "
         try:
             dt = _dtparser.parse(str(smd["created_utc"]))
-        except (ValueError, OverflowError):
-            raise StoreFormatError(f"created_utc {smd['created_utc']!r} is not an ISO-8601 time") from None
-        dt = dt.replace(tzinfo=datetime.timezone.utc) if dt.tzinfo is None else dt.astimezone(datetime.timezone.utc)
+            dt = dt.replace(tzinfo=datetime.timezone.utc) if dt.tzinfo is None else dt.astimezone(
+                datetime.timezone.utc)
+        except (ValueError, OverflowError, TypeError):
+            raise StoreFormatError(f"{where}created_utc {smd['created_utc']!r:.100} is not an ISO-8601 time") from None
         tz = _zone(smd.get("timezone_local")) or ZoneInfo("UTC")
         return dt, tz
 

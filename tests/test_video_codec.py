@@ -1,0 +1,571 @@
+"""Video chunk codec: formats, writer, packet index, exact random access, foreign files.
+
+Every frame carries its own number as a 16-bit barcode (bit k = columns
+4k..4k+3 of rows 0..31 white, decoded from columns 4k+1..4k+2), so each
+check looks at decoded pixels, not at counters.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from fractions import Fraction
+
+import av
+import numpy as np
+import pytest
+
+from imgstore.codecs.video import (
+    DEFAULT_GOP,
+    VIDEO_FORMATS,
+    VideoChunkReader,
+    VideoChunkWriter,
+    VideoFormat,
+    available_video_formats,
+    bgr_to_gray,
+    get_video_format,
+    resolve_video_format,
+)
+from imgstore.codecs.video_index import (
+    PacketIndex,
+    build_packet_index,
+    load_packet_index,
+    packet_index_key,
+)
+from imgstore.errors import CorruptChunkError, UnsupportedFormatError
+from imgstore.storage import FsspecStorage, LocalStorage
+
+H, W = 96, 128
+REF = os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, "shared", "reference_stores")
+REF = os.environ.get("IMGSTORE_REFERENCE_STORES", "/work/shared/reference_stores")
+FORMATS = list(available_video_formats())
+
+
+# ------------------------------------------------------------------ frames that say who they are
+def barcode(n: int, h: int = H, w: int = W, color: bool = False) -> np.ndarray:
+    """Frame *n*: barcode on top, a textured background that moves from frame to frame below."""
+    yy, xx = np.mgrid[0:h, 0:w]
+    bg = 100 + 40 * np.sin((xx + 3 * n) / 7.0) * np.cos((yy - 2 * n) / 9.0)
+    img = np.clip(bg, 0, 255).astype(np.uint8)
+    img[:32] = 0
+    for k in range(16):
+        if (n >> (15 - k)) & 1:
+            img[:32, 4 * k:4 * k + 4] = 255
+    if not color:
+        return img
+    out = np.dstack([img, img, img])
+    out[32:, : w // 2] = (200, 60, 30)  # blue-ish left (BGR)
+    out[32:, w // 2:] = (30, 60, 200)  # red-ish right
+    return out
+
+
+def frame_number(img: np.ndarray) -> int:
+    if img.ndim == 3:
+        img = img.mean(axis=2)
+    return sum(int(img[:32, 4 * k + 1:4 * k + 3].mean() > 127) << (15 - k) for k in range(16))
+
+
+def write_chunk(storage, key, fmt, n, color=False, **kw):
+    shape = (H, W, 3) if color else (H, W)
+    with VideoChunkWriter(storage, key, fmt, shape, **kw) as w:
+        for i in range(n):
+            w.write(barcode(i, color=color))
+    return key
+
+
+def key_for(fmt: str, stem: str = "000000") -> str:
+    return stem + VIDEO_FORMATS[fmt].extension
+
+
+@pytest.fixture
+def storage(tmp_path):
+    return LocalStorage(str(tmp_path))
+
+
+# ------------------------------------------------------------------ formats
+def test_format_table_and_availability():
+    for name in ("mjpeg/avi", "avc1/mp4", "h264/mkv", "ffv1/mkv"):
+        assert name in FORMATS, f"{name} should be writable with PyAV's bundled FFmpeg"
+    assert "hevc/mkv" in FORMATS or "av1/mkv" in FORMATS
+    f = get_video_format("mjpeg")
+    assert f is VIDEO_FORMATS["mjpeg/avi"] and f.extension == ".avi"
+    assert VIDEO_FORMATS["ffv1/mkv"].lossless and VIDEO_FORMATS["ffv1/mkv"].supports_16bit
+    assert not VIDEO_FORMATS["h264/mkv"].lossless
+    with pytest.raises(Exception):
+        f.name = "x"  # frozen
+    with pytest.raises(UnsupportedFormatError):
+        get_video_format("divx/avi")
+
+
+@pytest.mark.parametrize(
+    "name, ext, family, want_ext",
+    [
+        ("mjpeg", None, "mjpeg", ".avi"),
+        ("mjpeg/avi", None, "mjpeg", ".avi"),
+        ("libx264", None, "h264", ".mp4"),
+        ("libx264", ".mkv", "h264", ".mkv"),
+        ("h264_nvenc", None, "h264", ".mp4"),
+        ("nvenc-h264/mkv", None, "h264", ".mkv"),
+        ("avc1/mp4", None, "h264", ".mp4"),
+        ("x264/avi", None, "h264", ".avi"),
+        ("hevc_nvenc/mp4", None, "hevc", ".mp4"),
+        ("ffv1/mkv", None, "ffv1", ".mkv"),
+    ],
+)
+def test_resolve_legacy_names(name, ext, family, want_ext):
+    f = resolve_video_format(name, ext)
+    assert isinstance(f, VideoFormat)
+    assert f.family == family and f.extension == want_ext
+
+
+def test_resolve_unknown_name():
+    with pytest.raises(UnsupportedFormatError):
+        resolve_video_format("png")
+
+
+# ------------------------------------------------------------------ round trips
+def _check_pixels(got, want, lossless):
+    assert got.shape == want.shape and got.dtype == want.dtype
+    if lossless:
+        np.testing.assert_array_equal(got, want)
+    else:
+        err = np.abs(got.astype(int) - want.astype(int))
+        assert err.mean() < 4 and np.percentile(err, 99) < 40, (err.mean(), err.max())
+
+
+@pytest.mark.parametrize("color", [False, True], ids=["gray", "color"])
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_round_trip_and_random_access(storage, fmt, color):
+    n = 60
+    key = write_chunk(storage, key_for(fmt), fmt, n, color=color, fps=30, gop=10)
+    lossless = VIDEO_FORMATS[fmt].lossless
+    shape = (H, W, 3) if color else (H, W)
+    with VideoChunkReader(storage, key, color=color, imgshape=shape) as r:
+        assert len(r) == n
+        for i in range(n):
+            img = r.read(i)
+            assert frame_number(img) == i
+            _check_pixels(img, barcode(i, color=color), lossless)
+        assert r.seeks == 0  # sequential from the start never seeks
+        if color:  # channel order really is BGR
+            img = r.read(5)
+            assert img[60, 10, 0] > 150 > img[60, 10, 2] and img[60, 100, 2] > 150 > img[60, 100, 0]
+    with VideoChunkReader(storage, key, color=color, imgshape=shape) as r:
+        order = np.random.default_rng(1).permutation(n)
+        for p in order:
+            img = r.read(int(p))
+            assert frame_number(img) == p
+            _check_pixels(img, barcode(int(p), color=color), lossless)
+        # after a seek, reading on continues without another seek
+        r.read(17)
+        seeks = r.seeks
+        for p in range(18, 30):
+            assert frame_number(r.read(p)) == p
+        assert r.seeks == seeks
+
+
+def test_gray_file_read_as_color_and_color_file_read_as_gray(storage):
+    key = write_chunk(storage, "g.mkv", "h264/mkv", 12)
+    with VideoChunkReader(storage, key, color=True) as r:
+        img = r.read(3)
+        assert img.shape == (H, W, 3) and frame_number(img) == 3
+        assert np.array_equal(img[..., 0], img[..., 2])
+    key = write_chunk(storage, "c.mkv", "h264/mkv", 12, color=True)
+    with VideoChunkReader(storage, key, color=True) as rc, VideoChunkReader(storage, key, color=False) as rg:
+        for p in (0, 7, 3):
+            # gray from a colour file is OpenCV's BGR2GRAY of the BGR frame, bit for bit
+            np.testing.assert_array_equal(rg.read(p), bgr_to_gray(rc.read(p)))
+
+
+def test_bgr_to_gray_is_opencv_fixed_point():
+    bgr = np.random.default_rng(0).integers(0, 256, (37, 41, 3), dtype=np.uint8)
+    b, g, r = (bgr[..., i].astype(np.int64) for i in range(3))
+    want = (r * 4899 + g * 9617 + b * 1868 + 8192) >> 14
+    np.testing.assert_array_equal(bgr_to_gray(bgr), want.astype(np.uint8))
+
+
+def test_x264_gray_samples_are_not_range_stretched(storage):
+    # gray written as x264 'gray' must be tagged full range, else decoders map 16..235 to 0..255
+    ramp = np.tile(np.arange(256, dtype=np.uint8)[::2], (H, 1))[:, :W]
+    with VideoChunkWriter(storage, "r.mkv", "h264/mkv", (H, W), crf=0) as w:
+        for _ in range(3):
+            w.write(ramp)
+    with VideoChunkReader(storage, "r.mkv", color=False) as r:
+        np.testing.assert_array_equal(r.read(1), ramp)
+
+
+# ------------------------------------------------------------------ lossless ffv1
+def test_ffv1_bit_exact_gray8_gray16_color(storage):
+    rng = np.random.default_rng(7)
+    cases = [
+        ((H, W), np.uint8, False),
+        ((H, W), np.uint16, False),
+        ((H, W, 3), np.uint8, True),
+        ((49, 65), np.uint8, False),  # ffv1 takes odd sizes
+    ]
+    for j, (shape, dtype, color) in enumerate(cases):
+        hi = 65536 if dtype == np.uint16 else 256
+        frames = [rng.integers(0, hi, shape, dtype=dtype) for _ in range(8)]
+        key = f"{j:06d}.mkv"
+        with VideoChunkWriter(storage, key, "ffv1/mkv", shape, dtype=dtype) as w:
+            for f in frames:
+                w.write(f)
+        with VideoChunkReader(storage, key, color=color, imgshape=shape, dtype=dtype) as r:
+            assert len(r) == len(frames)
+            for p in (5, 0, 7, 3):
+                got = r.read(p)
+                assert got.dtype == dtype and got.shape == shape
+                np.testing.assert_array_equal(got, frames[p])
+
+
+def test_writer_rejects_what_the_codec_cannot_store(storage):
+    with pytest.raises(UnsupportedFormatError):
+        VideoChunkWriter(storage, "a.mkv", "h264/mkv", (H, W), dtype=np.uint16)
+    with pytest.raises(ValueError, match=r"a\.mkv.*even"):
+        VideoChunkWriter(storage, "a.mkv", "h264/mkv", (49, 64))
+    with pytest.raises(ValueError, match=r"b\.avi.*even"):
+        VideoChunkWriter(storage, "b.avi", "mjpeg/avi", (48, 65, 3))
+    with VideoChunkWriter(storage, "c.mkv", "h264/mkv", (H, W)) as w:
+        with pytest.raises(ValueError, match="shape"):
+            w.write(np.zeros((H, W, 3), np.uint8))
+        with pytest.raises(ValueError, match="dtype"):
+            w.write(np.zeros((H, W), np.uint16))
+        w.write(barcode(0))
+
+
+# ------------------------------------------------------------------ writer behaviour
+def test_fps_time_base_and_gop(storage):
+    write_chunk(storage, "a.mkv", "h264/mkv", 30, fps=50, gop=7)
+    idx = load_packet_index(storage, "a.mkv")
+    np.testing.assert_allclose(idx.times(), np.arange(30) / 50, atol=1e-3)
+    keys = np.flatnonzero(idx.is_key)
+    assert keys[0] == 0 and np.all(np.diff(keys) <= 7)
+    write_chunk(storage, "b.mp4", "avc1/mp4", DEFAULT_GOP + 5)
+    idx = load_packet_index(storage, "b.mp4")
+    np.testing.assert_allclose(idx.times(), np.arange(DEFAULT_GOP + 5) / 25, atol=1e-3)  # fps=None -> 25
+    assert np.flatnonzero(idx.is_key).tolist()[:2] == [0, DEFAULT_GOP]
+
+
+def test_write_copies_the_frame(storage):
+    buf = barcode(1)
+    with VideoChunkWriter(storage, "a.avi", "mjpeg/avi", (H, W)) as w:
+        for i in range(20):
+            buf[...] = barcode(i)
+            w.write(buf)  # the caller reuses its buffer at once
+    with VideoChunkReader(storage, "a.avi", color=False) as r:
+        assert [frame_number(r.read(i)) for i in range(20)] == list(range(20))
+
+
+def test_encoder_error_reaches_the_caller(storage):
+    w = VideoChunkWriter(storage, "a.mkv", "h264/mkv", (H, W))
+
+    def boom(arr):
+        raise RuntimeError("encoder exploded")
+
+    w._encode = boom
+    w.write(barcode(0))
+    with pytest.raises(RuntimeError, match="encoder exploded"):
+        for i in range(50):  # raised by a later write (or the flush)
+            w.write(barcode(i))
+        w.flush()
+    with pytest.raises(RuntimeError, match="encoder exploded"):
+        w.close()
+
+
+def test_durable_count_matches_a_crash_snapshot(storage, tmp_path):
+    for fmt in ("h264/mkv", "mjpeg/avi", "avc1/mp4"):
+        key = key_for(fmt, "d")
+        w = VideoChunkWriter(storage, key, fmt, (H, W))
+        for i in range(80):
+            w.write(barcode(i))
+        w.flush()
+        durable = w.durable_count()
+        snap = "snap" + VIDEO_FORMATS[fmt].extension
+        shutil.copy(storage.local_path(key), storage.local_path(snap))
+        if fmt == "avc1/mp4":
+            assert durable == 0  # no moov yet: nothing readable
+            with pytest.raises(CorruptChunkError):
+                VideoChunkReader(storage, snap, color=False)
+        else:
+            assert 40 <= durable <= 80
+            with VideoChunkReader(storage, snap, color=False) as r:
+                assert len(r) >= durable
+                assert [frame_number(r.read(i)) for i in range(durable)] == list(range(durable))
+        w.close()
+        assert w.durable_count() == 80
+
+
+def test_sigkilled_writer_leaves_readable_mkv(tmp_path):
+    code = textwrap.dedent(
+        f"""
+        import os, signal, sys
+        sys.path.insert(0, {os.path.dirname(__file__)!r})
+        from test_video_codec import barcode
+        from imgstore.storage import LocalStorage
+        from imgstore.codecs.video import VideoChunkWriter
+        w = VideoChunkWriter(LocalStorage({str(tmp_path)!r}), "000000.mkv", "h264/mkv", ({H}, {W}), fps=25)
+        for i in range(120):
+            w.write(barcode(i))
+        w.flush()
+        print(w.durable_count(), flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+        """
+    )
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert p.returncode == -9, p.stderr
+    durable = int(p.stdout.split()[0])
+    st = LocalStorage(str(tmp_path))
+    assert not st.exists("000000.pktidx.npz")  # the writer never got to close
+    with VideoChunkReader(st, "000000.mkv", color=False) as r:
+        assert len(r) >= durable >= 90
+        for p_ in np.random.default_rng(0).permutation(len(r)):
+            assert frame_number(r.read(int(p_))) == p_
+    assert st.exists("000000.pktidx.npz")  # rebuilt by the reader
+
+
+# ------------------------------------------------------------------ packet index
+def test_packet_index_file(storage):
+    write_chunk(storage, "000003.mkv", "h264/mkv", 40, gop=10)
+    assert packet_index_key("000003.mkv") == "000003.pktidx.npz"
+    assert packet_index_key("sub/000003.avi") == "sub/000003.pktidx.npz"
+    assert storage.exists("000003.pktidx.npz") and not storage.exists("000003.npz")
+    with np.load(storage.local_path("000003.pktidx.npz")) as z:
+        assert z["pts"].dtype == np.int64 and z["is_key"].dtype == bool
+        assert z["pos"].dtype == np.int64 and z["size"].dtype == np.int32
+        assert len(z["pts"]) == 40 and int(z["tb_den"]) > 0
+        assert int(z["file_size"]) == os.path.getsize(storage.local_path("000003.mkv"))
+        assert np.all(z["pos"] > 0) and z["is_key"][0]
+
+
+def test_missing_stale_and_corrupt_index_rebuilt(storage):
+    write_chunk(storage, "000000.mkv", "h264/mkv", 30)
+    write_chunk(storage, "000001.mkv", "h264/mkv", 12)
+    ikey = packet_index_key("000000.mkv")
+    good = storage.read_bytes(ikey)
+
+    storage.remove(ikey)
+    with VideoChunkReader(storage, "000000.mkv", color=False) as r:
+        assert len(r) == 30 and frame_number(r.read(29)) == 29
+    assert storage.read_bytes(ikey) == good  # rebuilt and saved, identical
+
+    storage.write_bytes(ikey, storage.read_bytes(packet_index_key("000001.mkv")))  # another chunk's
+    with VideoChunkReader(storage, "000000.mkv", color=False) as r:
+        assert len(r) == 30 and frame_number(r.read(20)) == 20
+    assert PacketIndex.from_bytes(storage.read_bytes(ikey)).frame_count == 30
+
+    storage.write_bytes(ikey, b"not an npz at all")
+    assert len(load_packet_index(storage, "000000.mkv")) == 30
+
+    # a store that cannot be written: still readable, nothing written
+    class ReadOnly(LocalStorage):
+        writable = False
+
+    ro = ReadOnly(storage.root)
+    storage.remove(ikey)
+    assert len(build_packet_index(ro, "000000.mkv")) == 30
+    with VideoChunkReader(ro, "000000.mkv", color=False) as r:
+        assert frame_number(r.read(11)) == 11
+    assert not storage.exists(ikey)
+    with pytest.raises(CorruptChunkError):
+        load_packet_index(ro, "000000.mkv", rebuild=False)
+
+
+# ------------------------------------------------------------------ files from elsewhere
+def _pyav_file(path, container, opts, pts, time_base=None, gop=12):
+    with av.open(path, "w", format=container) as c:
+        s = c.add_stream("libx264", rate=25)
+        s.width, s.height, s.pix_fmt = W, H, "yuv420p"
+        if time_base is not None:
+            s.codec_context.time_base = time_base
+        s.codec_context.gop_size = gop
+        s.codec_context.options = opts
+        for i, t in enumerate(pts):
+            f = av.VideoFrame.from_ndarray(barcode(i, color=True), format="bgr24")
+            f.pts = int(t)
+            for pkt in s.encode(f):
+                c.mux(pkt)
+        for pkt in s.encode():
+            c.mux(pkt)
+
+
+BFRAMES = {"x264-params": "bframes=3:b-adapt=0:scenecut=0"}
+VFR_PTS = np.cumsum(np.random.default_rng(5).integers(1, 90, 120))
+
+
+@pytest.mark.parametrize(
+    "name, container, opts, pts, tb",
+    [
+        ("bframes.mp4", "mp4", BFRAMES, np.arange(120), None),
+        ("bframes.mkv", "matroska", BFRAMES, np.arange(120), None),
+        ("opengop.mkv", "matroska", {"x264-params": "bframes=3:b-adapt=0:scenecut=0:open-gop=1"}, np.arange(120), None),
+        ("vfr.mkv", "matroska", BFRAMES, VFR_PTS, Fraction(1, 1000)),
+        ("vfr.mp4", "mp4", {}, VFR_PTS, Fraction(1, 1000)),
+    ],
+)
+def test_bframes_and_vfr_seek_exactly(storage, name, container, opts, pts, tb):
+    _pyav_file(storage.local_path(name), container, dict(opts), pts, tb)
+    idx = build_packet_index(storage, name)
+    if opts:
+        assert np.any(np.diff(idx.pts) < 0), "test file should have B-frames (decode order != display order)"
+    n = len(pts)
+    with VideoChunkReader(storage, name, color=False, cache_frames=8) as r:
+        assert len(r) == n
+        if tb is not None:
+            np.testing.assert_allclose(r.pts * float(r.time_base), pts / 1000, atol=1e-3)
+        for p in np.random.default_rng(3).permutation(n):
+            img = r.read(int(p))
+            assert frame_number(img) == p
+            assert np.abs(img[40:].astype(int) - bgr_to_gray(barcode(int(p), color=True))[40:]).mean() < 4
+        assert [frame_number(r.read(p)) for p in range(n)] == list(range(n))
+
+
+def _manifest():
+    path = os.path.join(REF, "manifest.json")
+    if not os.path.exists(path):
+        return {}
+    with open(path) as f:
+        return json.load(f)["stores"]
+
+
+def _ref_source(fn, shape):
+    img = np.full(shape[:2], 128, np.uint8)
+    img[:32] = 0
+    for k in range(16):
+        if (fn >> (15 - k)) & 1:
+            img[:32, 4 * k:4 * k + 4] = 255
+    if len(shape) == 2:
+        return img
+    out = np.dstack([img] * 3)
+    out[32:, :32] = (255, 0, 0)
+    out[32:, 32:64] = (0, 0, 255)
+    return out
+
+
+VIDEO_STORES = sorted(k for k, v in _manifest().items() if v.get("class", "").startswith("VideoImgStore"))
+
+
+@pytest.mark.skipif(not VIDEO_STORES, reason="reference stores not available")
+@pytest.mark.parametrize("name", VIDEO_STORES)
+def test_reference_store_chunks_decode_to_their_frame_numbers(name):
+    import yaml
+
+    spec = _manifest()[name]
+    folder = os.path.join(REF, name)
+    with open(os.path.join(folder, "metadata.yaml")) as f:
+        md = yaml.safe_load(f)["__store"]
+    fmt = resolve_video_format(md["format"], md.get("extension"))
+    st = LocalStorage(folder)
+    before = sorted(os.listdir(folder))
+    chunks = sorted(f for f in before if f.endswith(fmt.extension))
+    shape = tuple(spec.get("image_shape_read") or md["imgshape"])
+    color = len(shape) == 3
+    motif = "motif" in name
+
+    def decode(img):
+        if motif:
+            return sum(int(img[:, 32 * k + 8:32 * k + 24].mean() > 127) << (15 - k) for k in range(16))
+        return frame_number(img)
+
+    got, counts = [], []
+    for key in chunks:
+        with VideoChunkReader(st, key, color=color, imgshape=shape, write_index=False) as r:
+            counts.append(len(r))
+            seq = [r.read(p) for p in range(len(r))]
+            assert all(img.shape == shape and img.dtype == np.uint8 for img in seq)
+            got += [decode(img) for img in seq]
+            order = np.random.default_rng(0).permutation(len(r))
+            assert [decode(r.read(int(p))) for p in order] == [decode(seq[p]) for p in order]
+            if not motif:
+                base = sum(counts[:-1])
+                for p, img in enumerate(seq):
+                    src = _ref_source(spec["frame_numbers"][base + p], shape)
+                    assert np.abs(img.astype(int) - src).max() <= spec["max_abs_pixel_error_vs_source"]
+    assert got == spec["frame_numbers"]
+    want_counts = spec.get("chunk_frame_counts")
+    if want_counts:
+        assert [c for c in counts if c] == want_counts
+    assert sorted(os.listdir(folder)) == before  # reading wrote nothing into the store
+
+
+# ------------------------------------------------------------------ damaged files
+@pytest.mark.parametrize("fmt", ["h264/mkv", "ffv1/mkv", "mjpeg/avi"])
+def test_truncated_file_reads_complete_frames(storage, fmt):
+    key = write_chunk(storage, key_for(fmt), fmt, 150, gop=25)
+    full = load_packet_index(storage, key)
+    with open(storage.local_path(key), "rb") as f:
+        data = f.read()
+    cut = int(len(data) * 0.6)
+    cut_key = "cut" + VIDEO_FORMATS[fmt].extension
+    with open(storage.local_path(cut_key), "wb") as f:
+        f.write(data[:cut])
+    complete = int(np.sum(full.pos + full.size <= cut))
+    with VideoChunkReader(storage, cut_key, color=False) as r:
+        assert len(r) == complete and 50 < complete < 150
+        for p in list(np.random.default_rng(2).permutation(len(r))) + list(range(len(r))):
+            img = r.read(int(p))
+            assert frame_number(img) == p
+            _check_pixels(img, barcode(int(p)), VIDEO_FORMATS[fmt].lossless)
+        with pytest.raises(IndexError, match=r"cut\.\w+.*out of range"):
+            r.read(len(r))
+        with pytest.raises(IndexError):
+            r.read(-1)
+
+
+def test_truncated_mp4_and_garbage_raise_corrupt_chunk(storage):
+    key = write_chunk(storage, "000000.mp4", "avc1/mp4", 30)
+    with open(storage.local_path(key), "rb") as f:
+        data = f.read()
+    with open(storage.local_path("000001.mp4"), "wb") as f:
+        f.write(data[: len(data) // 2])
+    with open(storage.local_path("000002.mkv"), "wb") as f:
+        f.write(np.random.default_rng(0).integers(0, 256, 5000, dtype=np.uint8).tobytes())
+    for bad in ("000001.mp4", "000002.mkv"):
+        with pytest.raises(CorruptChunkError, match=bad.replace(".", r"\.")):
+            VideoChunkReader(storage, bad, color=False)
+    with pytest.raises(FileNotFoundError):
+        VideoChunkReader(storage, "000009.mkv", color=False)
+
+
+# ------------------------------------------------------------------ cache and batches
+def test_cache_serves_clustered_access_without_decoding(storage):
+    write_chunk(storage, "a.mkv", "h264/mkv", 150, gop=50)  # keyframes at 0, 50, 100
+    with VideoChunkReader(storage, "a.mkv", color=False, cache_frames=64) as r:
+        assert frame_number(r.read(140)) == 140
+        assert r.frames_decoded == 41  # keyframe 100 .. 140, nothing else
+        rng = np.random.default_rng(0)
+        for p in rng.integers(100, 141, 60):
+            assert frame_number(r.read(int(p))) == p
+        assert r.frames_decoded == 41 and r.cache_hits == 60
+    with VideoChunkReader(storage, "a.mkv", color=False, cache_frames=0) as r:
+        r.read(140)
+        for p in np.random.default_rng(0).integers(100, 141, 60):
+            assert frame_number(r.read(int(p))) == p
+        assert r.frames_decoded > 41 * 10  # without the cache every read walks from the keyframe
+
+
+def test_read_many_decodes_each_gop_once(storage):
+    write_chunk(storage, "a.mkv", "h264/mkv", 100, gop=20)
+    pos = [int(p) for p in np.random.default_rng(4).permutation(100)[:70]] + [5, 5]
+    with VideoChunkReader(storage, "a.mkv", color=False, cache_frames=4) as r:
+        frames = r.read_many(pos)
+        assert [frame_number(f) for f in frames] == pos
+        assert r.frames_decoded <= 100  # never more than one pass over the chunk
+        frames[-1][0, 0] = 7  # repeats are separate arrays
+        assert frames[-2][0, 0] != 7 or barcode(5)[0, 0] == 7
+
+
+# ------------------------------------------------------------------ remote storage
+def test_fsspec_memory_storage_round_trip():
+    import uuid
+
+    st = FsspecStorage(f"memory://imgstore-video-{uuid.uuid4().hex}", create=True)
+    write_chunk(st, "000000.mkv", "h264/mkv", 40, gop=10)
+    assert st.local_path("000000.mkv") is None and st.exists("000000.pktidx.npz")
+    with VideoChunkReader(st, "000000.mkv", color=False) as r:
+        assert len(r) == 40
+        for p in (33, 2, 17, 18, 19):
+            assert frame_number(r.read(p)) == p

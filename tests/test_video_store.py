@@ -1,0 +1,170 @@
+"""VideoImgStore through the public API: every format, frame rate from frame times, insert_chunk, odd sizes."""
+
+from __future__ import annotations
+
+import os
+
+import av
+import numpy as np
+import pytest
+
+import imgstore
+from imgstore.apps.synthetic import make_frame, read_frame_number
+
+VIDEO_FORMATS = [f for f in ("mjpeg/avi", "avc1/mp4", "h264/mkv", "ffv1/mkv", "hevc/mkv")
+                 if f in imgstore.get_supported_formats()]
+
+
+def test_supported_formats_are_really_writable():
+    fmts = imgstore.get_supported_formats()
+    for f in ("mjpeg/avi", "avc1/mp4", "h264/mkv", "ffv1/mkv"):
+        assert f in fmts
+    assert imgstore.VideoImgStore.supports_format("mjpeg")  # the original's alias
+
+
+def write(path, fmt, shape=(48, 64), n=23, chunksize=10, rate=30.0, dtype=np.uint8, **kw):
+    """A store whose frame times advance at *rate* per second; **kw go to new_for_format."""
+    numbers = [7 + 3 * i for i in range(n)]
+    times = [1.7e9 + i / rate for i in range(n)]
+    with imgstore.new_for_format(fmt, basedir=str(path), imgshape=shape, imgdtype=dtype, chunksize=chunksize,
+                                 **kw) as s:
+        for k, t in zip(numbers, times):
+            s.add_image(make_frame(k, shape, dtype), k, t)
+    return str(path), numbers, times
+
+
+@pytest.mark.parametrize("fmt", VIDEO_FORMATS)
+@pytest.mark.parametrize("color", [False, True])
+def test_round_trip_random_access_and_frame_rate(tmp_path, fmt, color):
+    shape = (48, 64, 3) if color else (48, 64)
+    path, numbers, times = write(tmp_path / "s", fmt, shape)
+    s = imgstore.new_for_filename(path)
+    assert s.frame_count == 23 and s.chunks == [0, 1, 2] and s.image_shape == shape
+    assert s.store_metadata["extension"] == "." + fmt.split("/")[1]
+    rng = np.random.default_rng(0)
+    for i in rng.permutation(23):
+        img, (fn, ft) = s.get_image(numbers[i])
+        assert (fn, ft) == (numbers[i], times[i])
+        assert img.shape == shape and read_frame_number(img) == numbers[i]
+    s.get_image(None, frame_index=4)
+    assert [read_frame_number(s.get_next_image()[0]) for _ in range(10)] == numbers[5:15]
+    # the container's frame rate comes from the frame times, not a constant 25
+    ext = s.store_metadata["extension"]
+    with av.open(os.path.join(path, "000000" + ext)) as c:
+        rate = c.streams.video[0].average_rate or c.streams.video[0].guessed_rate
+        assert abs(float(rate) - 30.0) < 0.5
+    assert s.lossless == (fmt == "ffv1/mkv")
+
+
+def test_explicit_fps_and_gop(tmp_path):
+    path, numbers, _ = write(tmp_path / "s", "h264/mkv", n=30, chunksize=30, rate=10.0, gop=5, fps=50)
+    with av.open(os.path.join(path, "000000.mkv")) as c:
+        st = c.streams.video[0]
+        assert abs(float(st.average_rate or st.guessed_rate) - 50) < 0.5
+        keys = [p.is_keyframe for p in c.demux(st) if p.size]
+    kpos = np.flatnonzero(keys)
+    assert len(keys) == 30 and kpos[0] == 0
+    assert np.diff(np.append(kpos, 30)).max() <= 5  # never more than 5 frames from a keyframe
+    s = imgstore.new_for_filename(path)
+    assert [read_frame_number(x) for x in s[::7]] == numbers[::7]
+
+
+def test_ffv1_uint16_is_bit_exact(tmp_path):
+    shape = (48, 64)
+    frames = [np.random.default_rng(i).integers(0, 65536, shape, dtype=np.uint16) for i in range(12)]
+    with imgstore.new_for_format("ffv1/mkv", basedir=str(tmp_path / "s"), imgshape=shape, imgdtype=np.uint16,
+                                 chunksize=5) as s:
+        for i, f in enumerate(frames):
+            s.add_image(f, i, float(i))
+    r = imgstore.new_for_filename(str(tmp_path / "s"))
+    assert r.dtype == np.uint16 and r.lossless
+    for i in [11, 0, 6, 5, 4]:
+        img, _ = r.get_image(i)
+        assert img.dtype == np.uint16 and np.array_equal(img, frames[i])
+
+
+@pytest.mark.parametrize("fmt,kept", [("h264/mkv", (48, 64)), ("mjpeg/avi", (48, 64)), ("ffv1/mkv", (49, 65))])
+def test_odd_sizes(tmp_path, fmt, kept):
+    path, numbers, _ = write(tmp_path / "s", fmt, shape=(49, 65), n=5)
+    s = imgstore.new_for_filename(path)
+    assert s.image_shape == kept
+    img, (fn, _) = s.get_image(numbers[3])
+    assert img.shape == kept and read_frame_number(img) == numbers[3]
+
+
+def test_extract_only_frame_with_partly_filled_chunks(tmp_path):
+    # insert chunks of 3 and 5 frames into a store of chunksize 10: frame_index // chunksize is wrong here
+    path = str(tmp_path / "s")
+    s = imgstore.new_for_format("h264/mkv", basedir=path, imgshape=(48, 64), imgdtype=np.uint8, chunksize=10)
+    for i in range(3):
+        s.add_image(make_frame(100 + i, (48, 64)), 100 + i, float(i))
+    s.insert_chunk(_foreign_video(tmp_path / "a.mkv", range(200, 205)), range(200, 205), np.arange(5) + 10.0)
+    s.close()
+    r = imgstore.new_for_filename(path)
+    assert r.frame_count == 8 and r.chunks == [0, 1]
+    expected = [100, 101, 102, 200, 201, 202, 203, 204]
+    for i, n in enumerate(expected):
+        assert read_frame_number(imgstore.extract_only_frame(path, i)) == n
+
+
+def _foreign_video(path, numbers, codec="libx264", shape=(48, 64), bframes=2):
+    """A video written by 'another program': PyAV, B-frames, yuv420p colour."""
+    with av.open(str(path), "w") as c:
+        st = c.add_stream(codec, rate=25)
+        st.width, st.height = shape[1], shape[0]
+        st.pix_fmt = "yuv420p"
+        if codec == "libx264":
+            st.codec_context.options = {"bf": str(bframes), "g": "12", "crf": "12"}
+        for i, n in enumerate(numbers):
+            vf = av.VideoFrame.from_ndarray(make_frame(n, shape + (3,)), format="bgr24")
+            vf.pts = i
+            for p in st.encode(vf):
+                c.mux(p)
+        for p in st.encode():
+            c.mux(p)
+    return str(path)
+
+
+def test_insert_chunk_of_foreign_video_with_b_frames(tmp_path):
+    path = str(tmp_path / "s")
+    s = imgstore.new_for_format("avc1/mp4", basedir=path, imgshape=(48, 64), imgdtype=np.uint8, chunksize=100)
+    s.empty()
+    a = _foreign_video(tmp_path / "a.mp4", range(0, 30))
+    b = _foreign_video(tmp_path / "b.mp4", range(57, 77))
+    s.insert_chunk(a, list(range(30)), 1000.0 * np.arange(30))
+    s.insert_chunk(b, list(range(57, 77)), 1000.0 * np.arange(57, 77), move=False)
+    assert os.path.exists(b) and not os.path.exists(a)
+    s.close()
+    r = imgstore.new_for_filename(path)
+    fns = list(range(30)) + list(range(57, 77))
+    assert r.frame_count == 50
+    for f in np.random.default_rng(1).permutation(fns):
+        img, (fn, ft) = r.get_image(int(f))
+        assert fn == f and ft == 1000.0 * f and read_frame_number(img) == f
+
+
+def test_insert_chunk_refuses_a_wrong_frame_count_and_keeps_the_file(tmp_path):
+    path = str(tmp_path / "s")
+    s = imgstore.new_for_format("h264/mkv", basedir=path, imgshape=(48, 64), imgdtype=np.uint8, chunksize=100)
+    a = _foreign_video(tmp_path / "a.mkv", range(10))
+    with pytest.raises(imgstore.ImgStoreError, match="a.mkv"):
+        s.insert_chunk(a, range(12), np.arange(12.0))
+    assert os.path.exists(a)
+    with pytest.raises(ValueError, match=".mkv"):
+        s.insert_chunk(str(tmp_path / "x.avi"), [1], [1.0])
+    s.insert_chunk(a, range(10), np.arange(10.0))
+    s.close()
+    assert imgstore.new_for_filename(path).frame_count == 10
+
+
+@pytest.mark.parametrize("fmt", ["mjpeg/avi", "h264/mkv"])
+def test_original_compatible_files(tmp_path, fmt):
+    path, _, _ = write(tmp_path / "s", fmt, n=12, chunksize=5)
+    names = sorted(os.listdir(path))
+    ext = ".avi" if fmt == "mjpeg/avi" else ".mkv"
+    for c in range(3):
+        assert f"{c:06d}{ext}" in names and f"{c:06d}.npz" in names
+    with np.load(os.path.join(path, "000000.npz")) as z:
+        assert z["frame_number"].dtype == np.int64 and z["frame_time"].dtype == np.float64
+        assert str(z["extension"]) == ext and str(z["class"]) == "VideoImgStore"
+    assert not any(n.endswith(".frames") for n in names)  # frame logs are gone after close
