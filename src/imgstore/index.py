@@ -67,12 +67,15 @@ class SortedColumn:
     value, so a lookup reads one page of a memory-mapped index.
     """
 
-    __slots__ = ("sorted", "order", "coarse")
+    __slots__ = ("sorted", "order", "coarse", "min", "max")
 
     def __init__(self, sorted_values: np.ndarray, order: np.ndarray | None, coarse: np.ndarray | None = None):
         self.sorted = sorted_values
         self.order = order
         self.coarse = sorted_values[::COARSE_STEP].copy() if coarse is None else coarse
+        #: smallest and largest value (NaN when empty)
+        self.min = float(sorted_values[0]) if len(sorted_values) else np.nan
+        self.max = float(sorted_values[-1]) if len(sorted_values) else np.nan
 
     @classmethod
     def build(cls, values: np.ndarray) -> "SortedColumn":
@@ -123,14 +126,6 @@ class SortedColumn:
             lo = self.search(self.sorted[hi - 1], "left")  # first of the group just below q
             cands.append((abs(float(self.sorted[lo]) - q), self.frame_index(lo)))
         return min(cands)[1]
-
-    @property
-    def min(self) -> float:
-        return float(self.sorted[0]) if len(self.sorted) else np.nan
-
-    @property
-    def max(self) -> float:
-        return float(self.sorted[-1]) if len(self.sorted) else np.nan
 
 
 class FrameIndex:
