@@ -45,14 +45,28 @@ INDEX_METRICS = [
     ('open_s', 'open', 's', 1.0, False),
     ('rss_increase_mb', 'peak RSS increase on open', 'MB', 1.0, False),
     ('summary_access_us', 'frame_count+frame_min+frame_max', 'µs', 1.0, False),
-    ('lookup_number_ms', 'lookup by frame_number', 'ms', 1.0, False),
-    ('lookup_time_ms', 'lookup nearest frame_time', 'ms', 1.0, False),
+    ('lookup_number_first_ms', 'first lookup by frame_number', 'ms', 1.0, False),
+    ('lookup_number_ms', 'lookup by frame_number, mean of the rest', 'ms', 1.0, False),
+    ('lookup_time_first_ms', 'first lookup nearest frame_time', 'ms', 1.0, False),
+    ('lookup_time_ms', 'lookup nearest frame_time, mean of the rest', 'ms', 1.0, False),
 ]
 
 
 def log(msg):
     sys.stderr.write(msg + '\n')
     sys.stderr.flush()
+
+
+def git_describe():
+    """commit of the working tree ours runs from, '+dirty' if src/ has changes"""
+    try:
+        head = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=ROOT, stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, universal_newlines=True).stdout.strip()
+        dirty = subprocess.run(['git', 'status', '--porcelain', '--', 'src'], cwd=ROOT, stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL, universal_newlines=True).stdout.strip()
+        return (head or '?') + ('+dirty' if dirty else '')
+    except OSError:
+        return '?'
 
 
 def loadavg():
@@ -180,6 +194,7 @@ METRIC_PHASE = {
     'write_fps': 'write', 'bytes_per_frame': 'write', 'seq_read_fps': 'seq_read', 'open_s': 'seq_read',
     'random_read_per_s': 'random_read', 'clustered_read_per_s': 'clustered_read',
     'lookup_number_ms': 'lookup_number', 'lookup_time_ms': 'lookup_time',
+    'lookup_number_first_ms': 'lookup_number', 'lookup_time_first_ms': 'lookup_time',
     'summary_access_us': 'summary', 'rss_increase_mb': 'open',
 }
 
@@ -369,8 +384,8 @@ def main(argv=None):
                         fe = fatal_errors(r)
                         if fe:
                             dead.add((key, s))
-                        log('[%d/%d] rep %d %-8s %-22s %6.1f s %s' % (
-                            done + 1, total, rep + 1, s, key, r.get('wall_s', 0),
+                        log('[%d/%d] rep %d %-8s %-24s %6.1f s %s' % (
+                            done + 1, total, rep + 1, s, task, r.get('wall_s', 0),
                             'ok' if not r.get('errors') else 'ERR ' + json.dumps(r['errors'])[:160]))
                 done += 1
 
@@ -388,8 +403,9 @@ def main(argv=None):
     md.append('')
     md.append('| | original | ours |')
     md.append('|---|---|---|')
+    md.append('| git commit | | %s |' % git_describe())
     for label, key in (('interpreter', 'executable'), ('python', 'python'), ('imgstore', 'imgstore'),
-                       ('numpy', 'numpy'), ('opencv', 'opencv')):
+                       ('numpy', 'numpy'), ('cv2 importable', 'opencv')):
         md.append('| %s | %s | %s |' % (label, probes['original'].get('info', {}).get(key, 'n/a'),
                                         probes['ours'].get('info', {}).get(key, 'n/a')))
     md.append('| import imgstore (s) | %s | %s |' % tuple(
@@ -453,6 +469,7 @@ def main(argv=None):
         with open(base + '.json', 'w') as f:
             json.dump({'started': started.isoformat(), 'elapsed_s': elapsed, 'load_start': load0,
                        'load_end': load1, 'argv': sys.argv[1:], 'pythons': pythons, 'probes': probes,
+                       'git': git_describe(),
                        'params': {'frames': frames, 'video_frames': vframes, 'reads': reads,
                                   'video_reads': vreads, 'scales': scales, 'repeats': repeats,
                                   'time_cap': time_cap, 'lookups': args.lookups},

@@ -35,7 +35,11 @@ if ((${#need_apt[@]})); then
         apt-get update -q
     fi
     log "apt-get install -y ${need_apt[*]}"
-    apt-get install -y -q "${need_apt[@]}"
+    if ! apt-get install -y -q "${need_apt[@]}"; then
+        log "install failed: apt-get update, then retry"   # stale package lists
+        apt-get update -q
+        apt-get install -y -q "${need_apt[@]}"
+    fi
 fi
 
 if [[ ! -x "${ENV}/bin/python" ]]; then

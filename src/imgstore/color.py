@@ -20,10 +20,12 @@ def bgr_to_gray(img: np.ndarray) -> np.ndarray:
     OpenCV computes uint8 in 15-bit fixed point (checked against every BGR value).
     """
     if img.dtype == np.uint8 or img.dtype == np.uint16:
-        b = img[..., 0].astype(np.uint64)
-        g = img[..., 1].astype(np.uint64)
-        r = img[..., 2].astype(np.uint64)
-        y = (b * 3735 + g * 19235 + r * 9798 + 16384) >> 15
+        # weights sum to 2**15: the total fits in uint32 for 16-bit input too
+        y = img[..., 0].astype(np.uint32) * 3735
+        y += img[..., 1].astype(np.uint32) * 19235
+        y += img[..., 2].astype(np.uint32) * 9798
+        y += 16384
+        y >>= 15
         return y.astype(img.dtype)
     f = img.astype(np.float64)
     y = 0.114 * f[..., 0] + 0.587 * f[..., 1] + 0.299 * f[..., 2]
