@@ -101,9 +101,11 @@ from ..storage.base import Storage
 from .base import ChunkReader, ChunkWriter
 from .video_index import (
     MatroskaProgress,
+    Mp4FragmentProgress,
     PacketIndex,
     build_packet_index,
     load_packet_index,
+    mp4_is_fragmented,
     open_container,
     packet_index_key,
     packet_ts,
@@ -179,6 +181,12 @@ class VideoFormat:
 
 _X264 = _opts(preset="veryfast", tune="zerolatency", crf=23)
 _MKV = _opts(cluster_time_limit=1000, flush_packets=1)
+#: MP4 while it is written: fragmented (header first, then a moof+mdat pair about every
+#: FRAGMENT_SECONDS), each fragment flushed to the file when it ends, so a killed writer leaves
+#: a readable file; ``close()`` remuxes it into a plain MP4 (see :func:`defragment_mp4`)
+FRAGMENT_SECONDS = 1.0
+_FMP4 = _opts(movflags="empty_moov+default_base_moof", frag_duration=int(FRAGMENT_SECONDS * 1e6),
+              flush_packets=1)
 
 VIDEO_FORMATS: dict[str, VideoFormat] = {
     f.name: f
@@ -190,7 +198,7 @@ VIDEO_FORMATS: dict[str, VideoFormat] = {
         ),
         VideoFormat(
             "avc1/mp4", ".mp4", "mp4", "libx264", "gray", "yuv420p",
-            options=_X264, family="h264", thread_type="SLICE",
+            options=_X264, container_options=_FMP4, family="h264", thread_type="SLICE",
         ),
         VideoFormat(
             "h264/mkv", ".mkv", "matroska", "libx264", "gray", "yuv420p",
@@ -335,6 +343,83 @@ def _default_threads() -> int:
     return max(1, min(os.cpu_count() or 1, 4))
 
 
+def _fragmenting(container_options: Mapping[str, str]) -> bool:
+    """True if these ``mp4`` muxer options make it write movie fragments."""
+    flags = str(container_options.get("movflags", ""))
+    if any(f in flags for f in ("frag_keyframe", "empty_moov", "frag_custom", "frag_every_frame")):
+        return True
+    return any(float(container_options.get(k, 0) or 0) > 0 for k in ("frag_duration", "frag_size"))
+
+
+def defragment_mp4(storage: Storage, key: str, *, max_frames: int | None = None) -> int:
+    """Rewrite chunk *key*, a fragmented MP4, as a plain MP4 (one ``moov`` at the end); no re-encoding.
+
+    Packets are copied in file order; packets cut short by the end of the file
+    (a writer killed mid-fragment) are dropped, and so is everything after the
+    first *max_frames* packets when given. The new file replaces the old one
+    atomically (a temporary file beside it, fsynced, then renamed; its name does
+    not end in ``.mp4``, so no reader takes it for a chunk). The chunk's packet
+    index is stale afterwards (it is rebuilt on the next load). Returns the
+    number of frames (packets) in the new file.
+    """
+    import av
+    import tempfile
+
+    describe = storage.describe(key)
+    size = int(storage.stat(key).size)
+    path = storage.local_path(key)
+    inp, in_fobj = open_container(storage, key)
+    tmp = out_buf = None
+    n = 0
+    try:
+        if not inp.streams.video:
+            raise CorruptChunkError(f"{describe}: no video stream")
+        ist = inp.streams.video[0]
+        if path is not None:
+            fd, tmp = tempfile.mkstemp(prefix=".tmp-remux-", suffix=".part", dir=os.path.dirname(path) or ".")
+            os.close(fd)
+            out = av.open(tmp, "w", format="mp4")
+        else:
+            out_buf = io.BytesIO()
+            out = av.open(out_buf, "w", format="mp4")
+        try:
+            ost = out.add_stream_from_template(ist)
+            try:
+                for pkt in inp.demux(ist):
+                    if not pkt.size:
+                        continue
+                    if max_frames is not None and n >= max_frames:
+                        break
+                    p = pkt.pos if pkt.pos is not None else -1
+                    if pkt.is_corrupt or (p >= 0 and p + pkt.size > size):
+                        break  # cut short by the end of the file
+                    pkt.stream = ost
+                    out.mux(pkt)
+                    n += 1
+            except (av.error.FFmpegError, EOFError) as e:  # a torn last fragment
+                log.debug("%s: remux stopped after %d packets: %s", describe, n, e)
+        finally:
+            out.close()
+    except BaseException:
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+        raise
+    finally:
+        inp.close()
+        if in_fobj is not None:
+            in_fobj.close()
+    if tmp is not None:
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    else:
+        storage.write_bytes(key, out_buf.getvalue(), atomic=True)
+    return n
+
+
 class VideoChunkWriter(ChunkWriter):
     """Encodes frames into one video chunk on a background thread.
 
@@ -405,7 +490,11 @@ class VideoChunkWriter(ChunkWriter):
         self.threads = _default_threads() if threads is None else int(threads)
 
         copts = dict(fmt.container_options)
-        copts.update({k: str(v) for k, v in (container_options or {}).items()})
+        for k, v in (container_options or {}).items():
+            if v is None:
+                copts.pop(k, None)  # None removes one of the format's own options
+            else:
+                copts[k] = str(v)
         codec_opts = fmt.codec_options
         codec_opts.update({k: str(v) for k, v in options.items()})
 
@@ -452,12 +541,15 @@ class VideoChunkWriter(ChunkWriter):
         self._muxed_pending: set[int] = set()
         self._upto_after: list[int] = []  # _muxed_upto after each muxed packet
         self._finished = False
+        self._fragmented = fmt.container == "mp4" and _fragmenting(copts)
         if fmt.container in ("matroska", "webm"):
             self._progress = MatroskaProgress(storage, key)  # the muxer holds the current cluster
         elif fmt.container == "avi":
             self._progress = None  # packets go straight to the file (flush_packets=1)
+        elif self._fragmented:
+            self._progress = Mp4FragmentProgress(storage, key)  # the muxer holds the current fragment
         else:
-            self._progress = False  # MP4: nothing is readable before the index is written at close
+            self._progress = False  # plain MP4: nothing is readable before the index is written at close
         self._thread = threading.Thread(target=self._run, name=f"imgstore-encode-{key}", daemon=True)
         self._thread.start()
 
@@ -544,7 +636,9 @@ class VideoChunkWriter(ChunkWriter):
         AVI: frames whose packets were muxed (written and flushed at once).
         MKV: frames whose packets are in clusters complete on disk (the
         muxer holds the current cluster, at most ~1 s, in memory); followed
-        by reading the file's new bytes. MP4: 0 until ``close()``.
+        by reading the file's new bytes. Fragmented MP4 (the default for
+        ``avc1/mp4``): frames in complete ``moof`` + ``mdat`` pairs, the same
+        way. Plain MP4 (no fragmenting ``movflags``): 0 until ``close()``.
         """
         self._raise_if_failed()
         if self._finished:
@@ -589,6 +683,9 @@ class VideoChunkWriter(ChunkWriter):
                 if self._error is None:
                     self._error = e
         self._raise_if_failed()
+        if self._fragmented:
+            # a plain MP4 (moov at the end) is what every reader, OpenCV's included, expects
+            defragment_mp4(self.storage, self.key)
         self._finished = True
         if self._write_index:
             build_packet_index(self.storage, self.key, write=True)
@@ -1028,6 +1125,8 @@ __all__ = [
     "VideoChunkWriter",
     "VideoChunkReader",
     "bgr_to_gray",
+    "defragment_mp4",
+    "mp4_is_fragmented",
     "PacketIndex",
     "build_packet_index",
     "load_packet_index",

@@ -12,10 +12,10 @@ from .local import LocalStorage
 from .remote import FsspecStorage, is_url
 
 
-def open_storage(location: str, *, create: bool = False) -> Storage:
-    """Return the storage for a local path or an fsspec URL."""
+def open_storage(location: str, *, create: bool = False, storage_options: dict | None = None) -> Storage:
+    """Return the storage for a local path or an fsspec URL (*storage_options* go to fsspec)."""
     if is_url(location) and not location.startswith("file://"):
-        return FsspecStorage(location, create=create)
+        return FsspecStorage(location, create=create, **(storage_options or {}))
     if location.startswith("file://"):
         location = location[len("file://"):]
     return LocalStorage(location, create=create)

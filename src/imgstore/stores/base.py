@@ -70,11 +70,11 @@ class ImgStore:
                 raise StoreFormatError("imgshape, imgdtype, chunksize, format must not be None")
             if chunksize is None:
                 chunksize = self._DEFAULT_CHUNKSIZE
-            self._storage = open_storage(self._basedir, create=True)
+            self._storage = open_storage(self._basedir, create=True, storage_options=kwargs.get("storage_options"))
             self._init_write(tuple(int(x) for x in imgshape), np.dtype(imgdtype).name, int(chunksize),
                              metadata, encoding, format)
         else:
-            self._storage = open_storage(self._basedir)
+            self._storage = open_storage(self._basedir, storage_options=kwargs.get("storage_options"))
             self._init_read(index)
 
     # ------------------------------------------------------------------ reading
@@ -559,6 +559,13 @@ class ImgStore:
                 self._check_frame(img, chunk_n, int(uniq[k]))
                 out[group[inverse == k]] = img
         return out
+
+    def to_dask(self):
+        """This store as a lazy ``dask.array``, one block per chunk (see :func:`imgstore.apps.dask_array.to_dask_array`)."""
+        from ..apps.dask_array import to_dask_array
+
+        self._require_read()
+        return to_dask_array(self)
 
     # roiextractors-style getters
     def get_series(self, start_sample: int | None = None, end_sample: int | None = None) -> np.ndarray:

@@ -63,10 +63,13 @@ def _class_for(class_name: str, where: str) -> type[ImgStore]:
 
 
 def new_for_filename(path=None, **kwargs: Any) -> ImgStore:
-    """Open an existing store (a folder, its ``metadata.yaml``, or an fsspec URL of either) for reading."""
+    """Open an existing store (a folder, its ``metadata.yaml``, or an fsspec URL of either) for reading.
+
+    For URLs, ``storage_options={...}`` are passed to fsspec (e.g. ``endpoint_url`` for S3).
+    """
     kwargs.setdefault("mode", "r")
     basedir, fullpath = _parse_basedir_fullpath(path, kwargs.pop("basedir", None), read=kwargs["mode"] == "r")
-    md = read_metadata(open_storage(basedir))
+    md = read_metadata(open_storage(basedir, storage_options=kwargs.get("storage_options")))
     cls = _class_for(md.class_name, fullpath)
     kwargs["basedir"] = basedir
     return cls(**kwargs)
