@@ -45,6 +45,10 @@ class StoreExistsError(ImgStoreError, FileExistsError):
     """A new store would overwrite an existing one."""
 
 
+class RemoteStorageError(ImgStoreError, OSError):
+    """A remote store's server failed, stalled or answered something unusable."""
+
+
 class OptionalDependencyError(ImgStoreError, ImportError):
     """A feature needs a package that is not installed."""
 
@@ -59,5 +63,6 @@ __all__ = [
     "CorruptChunkError",
     "StoreLockedError",
     "StoreExistsError",
+    "RemoteStorageError",
     "OptionalDependencyError",
 ]

@@ -12,7 +12,14 @@ from .base import FileInfo, Storage, normalize_key
 class LocalStorage(Storage):
     """A store folder on a local (or mounted) filesystem."""
 
-    writable = True
+    @property
+    def writable(self) -> bool:
+        """False for a folder marked read-only (no write bits), even when root could write to it."""
+        try:
+            st = os.stat(self.root)
+        except FileNotFoundError:
+            return True
+        return bool(st.st_mode & 0o222) and os.access(self.root, os.W_OK)
 
     def __init__(self, root: str, *, create: bool = False) -> None:
         root = os.fspath(root)

@@ -6,7 +6,11 @@ import posixpath
 import re
 from typing import BinaryIO
 
+from ..errors import RemoteStorageError
 from .base import FileInfo, Storage, normalize_key
+
+#: seconds before a remote request that makes no progress is abandoned
+DEFAULT_TIMEOUT = 30.0
 
 _URL_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.\-]*://")
 
@@ -19,10 +23,17 @@ def is_url(location: str) -> bool:
 class FsspecStorage(Storage):
     """A store folder behind an fsspec URL. Read-only except for ``memory://``."""
 
-    def __init__(self, url: str, *, create: bool = False, **storage_options) -> None:
+    def __init__(self, url: str, *, create: bool = False, timeout: float = DEFAULT_TIMEOUT,
+                 **storage_options) -> None:
         import fsspec
 
         self.location = url.rstrip("/")
+        protocol = self.location.split("://", 1)[0].lower()
+        if protocol in ("http", "https") and "client_kwargs" not in storage_options:
+            import aiohttp
+
+            storage_options["client_kwargs"] = {"timeout": aiohttp.ClientTimeout(total=None, connect=timeout,
+                                                                                  sock_read=timeout)}
         self.fs, self.root = fsspec.core.url_to_fs(self.location, **storage_options)
         self.root = self.root.rstrip("/")
         self.writable = getattr(self.fs, "protocol", None) in ("memory", ("memory",))
@@ -37,15 +48,23 @@ class FsspecStorage(Storage):
         key = normalize_key(key)
         return f"{self.location}/{key}" if key else self.location
 
+    def _wrap(self, key: str, fn, *args, **kw):
+        try:
+            return fn(*args, **kw)
+        except (FileNotFoundError, NotADirectoryError, PermissionError, RemoteStorageError):
+            raise
+        except Exception as e:  # network, server and protocol errors of any fsspec backend
+            raise RemoteStorageError(f"{self.describe(key)}: {e.__class__.__name__}: {e}") from None
+
     def exists(self, key: str) -> bool:
-        return bool(self.fs.exists(self._path(key)))
+        return bool(self._wrap(key, self.fs.exists, self._path(key)))
 
     def isdir(self, key: str) -> bool:
-        return bool(self.fs.isdir(self._path(key)))
+        return bool(self._wrap(key, self.fs.isdir, self._path(key)))
 
     def listdir(self, key: str = "") -> list[FileInfo]:
         try:
-            entries = self.fs.ls(self._path(key), detail=True)
+            entries = self._wrap(key, self.fs.ls, self._path(key), detail=True)
         except (FileNotFoundError, NotADirectoryError):
             return []
         out = []
@@ -58,7 +77,7 @@ class FsspecStorage(Storage):
         return out
 
     def stat(self, key: str) -> FileInfo:
-        info = self.fs.info(self._path(key))
+        info = self._wrap(key, self.fs.info, self._path(key))
         mtime = info.get("mtime") or info.get("LastModified") or 0
         try:
             mtime_ns = int(float(mtime.timestamp() if hasattr(mtime, "timestamp") else mtime) * 1e9)
@@ -67,13 +86,13 @@ class FsspecStorage(Storage):
         return FileInfo(posixpath.basename(key), info.get("type") == "directory", int(info.get("size") or 0), mtime_ns)
 
     def read_bytes(self, key: str) -> bytes:
-        return self.fs.cat_file(self._path(key))
+        return self._wrap(key, self.fs.cat_file, self._path(key))
 
     def read_range(self, key: str, start: int, stop: int) -> bytes:
-        return self.fs.cat_file(self._path(key), start=start, end=stop)
+        return self._wrap(key, self.fs.cat_file, self._path(key), start=start, end=stop)
 
     def open_read(self, key: str) -> BinaryIO:
-        return self.fs.open(self._path(key), "rb")
+        return self._wrap(key, self.fs.open, self._path(key), "rb")
 
     def write_bytes(self, key: str, data: bytes, *, atomic: bool = True) -> None:
         if not self.writable:
