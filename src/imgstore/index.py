@@ -113,18 +113,21 @@ class SortedColumn:
             return self.frame_index(pos)
         return -1
 
-    def nearest(self, q: float) -> int:
-        """Frame index of the entry nearest to *q*; ties go to the earliest written."""
+    def nearest(self, q) -> int:
+        """Frame index of the entry nearest to *q*; ties go to the earliest written.
+
+        Distances are exact: Python ints for integer columns and integral queries.
+        """
         n = len(self.sorted)
         if n == 0:
             raise FrameNotFoundError("store holds no frames to search")
         hi = self.search(q, "left")
         cands = []
         if hi < n:
-            cands.append((abs(float(self.sorted[hi]) - q), self.frame_index(hi)))
+            cands.append((abs(self.sorted[hi].item() - q), self.frame_index(hi)))
         if hi > 0:
             lo = self.search(self.sorted[hi - 1], "left")  # first of the group just below q
-            cands.append((abs(float(self.sorted[lo]) - q), self.frame_index(lo)))
+            cands.append((abs(self.sorted[lo].item() - q), self.frame_index(lo)))
         return min(cands)[1]
 
 
@@ -224,7 +227,9 @@ class FrameIndex:
 
     def nearest_number(self, frame_number) -> int:
         """Frame index whose frame number is nearest to *frame_number* (ties: earliest written)."""
-        return self.numbers.nearest(as_float_scalar(frame_number, "frame_number"))
+        q = as_float_scalar(frame_number, "frame_number")
+        n = as_int_scalar(frame_number, "frame_number")
+        return self.numbers.nearest(n if n is not None else q)
 
     def nearest_time(self, frame_time) -> int:
         """Frame index whose frame time is nearest to *frame_time* (NaN times never match)."""

@@ -8,8 +8,8 @@ chunk index it was built from; at open those are compared with a fresh listing,
 and only chunks that changed are read again.
 
 File layout: ``MAGIC``, a little-endian uint64 header length, a JSON header
-(format version, per-chunk validation entries, array descriptors), then the
-arrays, each aligned to a 4 KiB page.
+(format version, per-chunk validation entries, array descriptors, CRC32 of the
+array data), then the arrays, each aligned to a 4 KiB page.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import logging
 import mmap
 import os
 import struct
+import zlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,6 +72,10 @@ def scan_chunks(storage: Storage, layout: Layout) -> list[ChunkEntry]:
                     st = storage.stat(base + ext)
                 except (FileNotFoundError, NotADirectoryError):
                     continue
+                except OSError as e:  # e.g. a symlink loop: the chunk is read (and reported corrupt) later
+                    log.warning("cannot stat %s: %s", storage.describe(base + ext), e)
+                    entry = ChunkEntry(c, base + ext, -1, -1)
+                    break
                 entry = ChunkEntry(c, base + ext, st.size, st.mtime_ns)
                 break
             out.append(entry or ChunkEntry(c, None, 0, 0))
@@ -84,6 +89,8 @@ def _entry(storage: Storage, chunk: int, key: str | None) -> ChunkEntry:
         st = storage.stat(key)
     except FileNotFoundError:
         return ChunkEntry(chunk, None, 0, 0)
+    except OSError:
+        return ChunkEntry(chunk, key, -1, -1)
     return ChunkEntry(chunk, key, st.size, st.mtime_ns)
 
 
@@ -97,27 +104,47 @@ def encode_cache(entries: list[ChunkEntry], index: FrameIndex, segments: dict[in
         offset = (offset + _ALIGN - 1) // _ALIGN * _ALIGN
         descs.append({"name": name, "dtype": arr.dtype.str, "shape": list(arr.shape), "offset": offset})
         offset += arr.nbytes
+    data = bytearray(offset)
+    for d, arr in zip(descs, arrays.values()):
+        arr = np.ascontiguousarray(arr)
+        data[d["offset"]: d["offset"] + arr.nbytes] = arr.tobytes()
     header = {
         "version": CACHE_VERSION,
         "entries": [e.as_list() for e in entries],
         "arrays": descs,
+        "data_bytes": len(data),
+        "crc32": zlib.crc32(data),
     }
     hdr = json.dumps(header).encode("utf-8")
     start = len(MAGIC) + 8 + len(hdr)
     data_start = (start + _ALIGN - 1) // _ALIGN * _ALIGN
-    buf = bytearray(data_start + offset)
-    buf[: len(MAGIC)] = MAGIC
-    buf[len(MAGIC): len(MAGIC) + 8] = struct.pack("<Q", len(hdr))
-    buf[len(MAGIC) + 8: start] = hdr
-    for d, arr in zip(descs, arrays.values()):
-        arr = np.ascontiguousarray(arr)
-        o = data_start + d["offset"]
-        buf[o: o + arr.nbytes] = arr.tobytes()
-    return bytes(buf)
+    return MAGIC + struct.pack("<Q", len(hdr)) + hdr + bytes(data_start - start) + bytes(data)
 
 
-def decode_cache(buf) -> tuple[list[ChunkEntry], FrameIndex]:
-    """Parse a cache file held in *buf* (bytes or an mmap); arrays are views into it."""
+def _crc_of_file(path: str, start: int) -> int:
+    """CRC32 of a file from *start* on, read in large blocks (far faster than through a fresh mmap)."""
+    crc = 0
+    buf = bytearray(1 << 22)
+    mv = memoryview(buf)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        pos = start
+        while True:
+            n = os.preadv(fd, [buf], pos)
+            if not n:
+                return crc
+            crc = zlib.crc32(mv[:n], crc)
+            pos += n
+    finally:
+        os.close(fd)
+
+
+def decode_cache(buf, path: str | None = None) -> tuple[list[ChunkEntry], FrameIndex]:
+    """Parse a cache file held in *buf* (bytes or an mmap of *path*); arrays are views into it.
+
+    The array data is checked against the CRC32 in the header, so a damaged
+    cache is rebuilt rather than trusted.
+    """
     if bytes(buf[: len(MAGIC)]) != MAGIC:
         raise ValueError("not a frame index cache")
     (n,) = struct.unpack("<Q", bytes(buf[len(MAGIC): len(MAGIC) + 8]))
@@ -126,6 +153,11 @@ def decode_cache(buf) -> tuple[list[ChunkEntry], FrameIndex]:
     if header.get("version") != CACHE_VERSION:
         raise ValueError("cache version mismatch")
     data_start = (start + n + _ALIGN - 1) // _ALIGN * _ALIGN
+    if len(buf) != data_start + int(header["data_bytes"]):
+        raise ValueError("cache truncated")
+    crc = _crc_of_file(path, data_start) if path is not None else zlib.crc32(buf[data_start:])
+    if crc != header["crc32"]:
+        raise ValueError("cache checksum mismatch")
     arrays: dict[str, np.ndarray] = {}
     for d in header["arrays"]:
         dt = np.dtype(d["dtype"])
@@ -157,6 +189,7 @@ def _user_cache_storage(storage: Storage) -> tuple[Storage, str] | None:
 
 
 def _read_cache(storage: Storage, key: str):
+    """``(buffer, local path or None)`` of a cache file, or None."""
     path = storage.local_path(key)
     if path is not None:
         try:
@@ -169,9 +202,9 @@ def _read_cache(storage: Storage, key: str):
                     mm.madvise(mmap.MADV_RANDOM)  # lookups touch a few pages: no read-ahead
         except (FileNotFoundError, ValueError, OSError):
             return None
-        return mm
+        return mm, path
     try:
-        return storage.read_bytes(key)
+        return storage.read_bytes(key), None
     except (FileNotFoundError, OSError):
         return None
 
@@ -186,11 +219,11 @@ def _cache_locations(storage: Storage) -> list[tuple[Storage, str]]:
 
 def load_cached(storage: Storage) -> tuple[list[ChunkEntry], FrameIndex] | None:
     for st, key in _cache_locations(storage):
-        buf = _read_cache(st, key)
-        if buf is None:
+        got = _read_cache(st, key)
+        if got is None:
             continue
         try:
-            return decode_cache(buf)
+            return decode_cache(*got)
         except Exception as e:  # a damaged cache is only a slower open
             log.info("ignoring unusable frame index cache %s: %s", st.describe(key), e)
     return None

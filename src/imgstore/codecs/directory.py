@@ -42,12 +42,17 @@ class DirectoryChunkReader(ChunkReader):
             data = self.storage.read_bytes(key)
         except FileNotFoundError:
             raise CorruptChunkError(f"{self.storage.describe(key)}: frame file is missing") from None
+        except OSError as e:
+            raise CorruptChunkError(f"{self.storage.describe(key)}: cannot read frame file ({e.strerror or e})") \
+                from None
         try:
             img = self.fmt.decode(data, self.color)
         except Exception as e:
             raise CorruptChunkError(
                 f"{self.storage.describe(key)}: cannot decode {self.fmt.name} frame ({e.__class__.__name__}: {e})"
             ) from None
+        if img.ndim not in (2, 3):
+            raise CorruptChunkError(f"{self.storage.describe(key)}: frame has shape {img.shape}, not an image")
         if self.fmt.name == "npy":
             img = ensure_color(img) if self.color else ensure_grayscale(img)
         return img

@@ -106,10 +106,13 @@ class RawChunkReader(ChunkReader):
         self.where = storage.describe(self.key)
         try:
             size = storage.stat(self.key).size
+            head = storage.read_range(self.key, 0, HEADER_SIZE) if offset is None else b""
         except FileNotFoundError:
             raise CorruptChunkError(f"{self.where}: raw chunk file is missing") from None
+        except OSError as e:
+            raise CorruptChunkError(f"{self.where}: cannot read raw chunk ({e.strerror or e})") from None
         if offset is None:
-            shape, dt = decode_header(storage.read_range(self.key, 0, HEADER_SIZE), self.where)
+            shape, dt = decode_header(head, self.where)
             frame_shape = shape[1:] if frame_shape is None else tuple(frame_shape)
             dtype = dt if dtype is None else dtype
             if tuple(frame_shape) != tuple(shape[1:]) or np.dtype(dtype) != dt:
@@ -136,8 +139,11 @@ class RawChunkReader(ChunkReader):
 
     def _map(self) -> np.ndarray:
         if self._mm is None:
-            self._mm = np.memmap(self._path, dtype=self.dtype, mode="r", offset=self.offset,
-                                 shape=(self.n_frames,) + self.frame_shape)
+            try:
+                self._mm = np.memmap(self._path, dtype=self.dtype, mode="r", offset=self.offset,
+                                     shape=(self.n_frames,) + self.frame_shape)
+            except (OSError, ValueError) as e:
+                raise CorruptChunkError(f"{self.where}: cannot map raw chunk ({e})") from None
         return self._mm
 
     def read_range(self, start: int, stop: int) -> np.ndarray:
@@ -161,14 +167,18 @@ class RawChunkReader(ChunkReader):
             for k, p in enumerate(pos):
                 out[k] = self.read_range(p, p + 1)[0]
             return out
-        if self._fd is None:
-            self._fd = os.open(self._path, os.O_RDONLY)
-        flat = out.reshape(len(pos), -1).view(np.uint8)
-        for k, p in enumerate(pos):
-            buf = memoryview(flat[k])
-            got = os.preadv(self._fd, [buf], self.offset + p * self.frame_bytes)
-            if got != self.frame_bytes:
-                raise CorruptChunkError(f"{self.where}: frame {p} is truncated")
+        try:
+            if self._fd is None:
+                self._fd = os.open(self._path, os.O_RDONLY)
+            flat = out.reshape(len(pos), -1).view(np.uint8)
+            for k, p in enumerate(pos):
+                got = os.preadv(self._fd, [memoryview(flat[k])], self.offset + p * self.frame_bytes)
+                if got != self.frame_bytes:
+                    raise CorruptChunkError(f"{self.where}: frame {p} is truncated")
+        except OSError as e:
+            if isinstance(e, CorruptChunkError):
+                raise
+            raise CorruptChunkError(f"{self.where}: cannot read raw chunk ({e.strerror or e})") from None
         return out
 
     def close(self) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 import tempfile
 from typing import BinaryIO
 
@@ -63,17 +65,34 @@ class LocalStorage(Storage):
         st = os.stat(p)
         return FileInfo(os.path.basename(p), os.path.isdir(p), st.st_size, st.st_mtime_ns)
 
+    def _open_regular(self, key: str) -> BinaryIO:
+        """Open for reading, refusing anything but a regular file (a FIFO would block forever)."""
+        path = self._path(key)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        try:
+            st = os.fstat(fd)
+            if stat.S_ISDIR(st.st_mode):
+                raise IsADirectoryError(errno.EISDIR, "is a folder, not a file", path)
+            if not stat.S_ISREG(st.st_mode):
+                raise OSError(errno.EINVAL, "not a regular file", path)
+            if hasattr(os, "set_blocking"):
+                os.set_blocking(fd, True)
+            return os.fdopen(fd, "rb")
+        except BaseException:
+            os.close(fd)
+            raise
+
     def read_bytes(self, key: str) -> bytes:
-        with open(self._path(key), "rb") as f:
+        with self._open_regular(key) as f:
             return f.read()
 
     def read_range(self, key: str, start: int, stop: int) -> bytes:
-        with open(self._path(key), "rb") as f:
+        with self._open_regular(key) as f:
             f.seek(start)
             return f.read(max(0, stop - start))
 
     def open_read(self, key: str) -> BinaryIO:
-        return open(self._path(key), "rb")
+        return self._open_regular(key)
 
     def write_bytes(self, key: str, data: bytes, *, atomic: bool = True) -> None:
         path = self._path(key)

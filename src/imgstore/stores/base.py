@@ -13,10 +13,10 @@ import numpy as np
 
 from ..color import encoding_converter, ensure_color, ensure_grayscale, is_color
 from ..constants import EXTRA_DATA_FILE_EXTENSIONS, STORE_INDEX_FILENAME, STORE_LOCK_FILENAME, STORE_MD_FILENAME, STORE_MD_KEY
-from ..errors import (CorruptChunkError, EndOfStoreError, FrameNotFoundError, StoreExistsError,
+from ..errors import (CorruptChunkError, EndOfStoreError, FrameNotFoundError, ImgStoreError, StoreExistsError,
                       StoreFormatError, StoreLockedError, UnsupportedFormatError)
 from ..format import extradata as _xd
-from ..format.chunkindex import FrameLog, find_chunk_index, write_chunk_index
+from ..format.chunkindex import FRAME_LOG_EXT, FrameLog, find_chunk_index, write_chunk_index
 from ..format.layout import Layout
 from ..format.lock import is_live_writer, lock_payload, read_lock
 from ..format.metadata import (StoreMetadata, created_datetime, new_store_metadata, read_metadata,
@@ -100,6 +100,54 @@ class ImgStore:
             raise TypeError("index must be a FrameIndex")
         else:
             self._index, self._chunk_entries, self._index_report = build_index(self._storage, self._layout)
+            self._index = self._cap_logged_chunks(self._index, self._chunk_entries)
+
+    def _cap_logged_chunks(self, index: FrameIndex, entries) -> FrameIndex:
+        """Cap chunks indexed only by their frame log at the frames their data really holds.
+
+        A writer that died uncleanly (power cut: the log is fsynced, the chunk's
+        data may not be) can leave a log longer than its chunk; reading past the
+        data must not fail or return a wrong frame. Skipped while a live writer
+        holds the lock (its log never runs ahead of its data).
+        """
+        logged = [e.chunk for e in entries or () if e.key and e.key.endswith(FRAME_LOG_EXT)]
+        if not logged or is_live_writer(self._storage):
+            return index
+        caps = {}
+        for c in logged:
+            start, stop = index.chunk_range(c)
+            if stop > start:
+                have = self._frames_in_chunk_data(c, stop - start)
+                if have < stop - start:
+                    log.warning("chunk %d of %s: its frame log lists %d frames but only %d are readable; "
+                                "reading %d", c, self._storage.location, stop - start, have, have)
+                    caps[c] = have
+        if not caps:
+            return index
+        segments = []
+        for c in index.chunks:
+            start, stop = index.chunk_range(c)
+            stop = start + min(stop - start, caps.get(c, stop - start))
+            segments.append((c, index.frame_number[start:stop], index.frame_time[start:stop]))
+        return FrameIndex.from_chunks(segments)
+
+    def _frames_in_chunk_data(self, chunk_n: int, logged: int) -> int:
+        """How many of a chunk's first *logged* frames its data holds (0 if it cannot be opened)."""
+        try:
+            reader = self._new_chunk_reader(chunk_n)
+        except (CorruptChunkError, OSError) as e:
+            log.warning("chunk %d of %s cannot be read: %s", chunk_n, self._storage.location, e)
+            return 0
+        try:
+            return min(logged, len(reader))
+        except TypeError:  # one file per frame: count the files present from the first one on
+            names = {i.name for i in self._storage.listdir(self._layout.chunk_key(chunk_n))}
+            n = 0
+            while n < logged and posixpath.basename(self._layout.frame_key(chunk_n, n)) in names:
+                n += 1
+            return n
+        finally:
+            reader.close()
 
     def _check_class(self, md: StoreMetadata) -> None:
         if md.class_name != self.class_name:
@@ -122,6 +170,7 @@ class ImgStore:
         before = self._index.frame_count
         previous = (self._chunk_entries, self._index) if self._chunk_entries is not None else None
         new_index, entries, report = build_index(self._storage, self._layout, previous=previous)
+        new_index = self._cap_logged_chunks(new_index, entries)
         for c in {e.chunk for e in set(entries) ^ set(self._chunk_entries or [])}:
             r = self._readers.pop(c, None)
             if r is not None:
@@ -399,7 +448,14 @@ class ImgStore:
 
     def _decoder(self):
         if self._decode_image is None:
-            conv = encoding_converter(self._encoding)
+            where = self._storage.describe(STORE_MD_FILENAME)
+            if self._encoding and is_color(self._imgshape):
+                raise StoreFormatError(f"{where}: encoding {self._encoding!r} needs single-channel frames, but "
+                                       f"imgshape is {list(self._imgshape)}")
+            try:
+                conv = encoding_converter(self._encoding)
+            except ImgStoreError as e:
+                raise type(e)(f"{where}: {e}") from None
             self._decode_image = conv if conv is not None else (lambda x: x)
         return self._decode_image
 
@@ -418,11 +474,17 @@ class ImgStore:
         self.frame_time = ft
         return img, (fn, ft)
 
+    def _frame_where(self, chunk_n: int, pos: int) -> str:
+        return self._storage.describe(self._layout.chunk_key(chunk_n)) + f" (frame {pos})"
+
     def _check_frame(self, img: np.ndarray, chunk_n: int, pos: int) -> None:
         want = self.image_shape
-        if img.shape[:2] != tuple(want[:2]):
-            raise CorruptChunkError(f"{self._storage.describe(self._layout.chunk_key(chunk_n))}: frame {pos} "
-                                    f"has shape {img.shape}, store metadata says {tuple(want)}")
+        if img.shape != tuple(want):
+            raise CorruptChunkError(f"{self._frame_where(chunk_n, pos)}: frame has shape {img.shape}, store "
+                                    f"metadata says {tuple(want)}")
+        if img.dtype != self.dtype:
+            raise CorruptChunkError(f"{self._frame_where(chunk_n, pos)}: frame has dtype {img.dtype}, store "
+                                    f"metadata says {self.dtype}")
 
     def get_next_image(self) -> tuple[np.ndarray, FrameMeta]:
         """The frame after the last one read (the first frame on a fresh store)."""
@@ -482,7 +544,11 @@ class ImgStore:
 
     def _frame_at(self, i: int) -> np.ndarray:
         chunk_n, pos = self._index.locate(i)
-        img = self._decoder()(self._chunk_reader(chunk_n).read(pos))
+        try:
+            raw = self._chunk_reader(chunk_n).read(pos)
+        except IndexError as e:  # the chunk index lists a frame its data does not hold
+            raise CorruptChunkError(str(e)) from None
+        img = self._decoder()(raw)
         self._check_frame(img, chunk_n, pos)
         return img
 
@@ -536,7 +602,13 @@ class ImgStore:
         view = getattr(reader, "read_range", None)
         if view is None or self._encoding:
             return None
-        return view(p0, p1 + 1)
+        try:
+            out = view(p0, p1 + 1)
+        except IndexError as e:
+            raise CorruptChunkError(str(e)) from None
+        if out.shape[1:] != tuple(self.image_shape) or out.dtype != self.dtype:
+            self._check_frame(out[0], c0, p0)
+        return out
 
     def _gather(self, idx: np.ndarray) -> np.ndarray:
         out = np.empty((len(idx),) + tuple(self.image_shape), dtype=self.dtype)
@@ -552,7 +624,10 @@ class ImgStore:
             positions = idx[group] - int(starts[c])
             reader = self._chunk_reader(chunk_n)
             uniq, inverse = np.unique(positions, return_inverse=True)
-            imgs = reader.read_many([int(p) for p in uniq])
+            try:
+                imgs = reader.read_many([int(p) for p in uniq])
+            except IndexError as e:  # the chunk index lists frames its data does not hold
+                raise CorruptChunkError(str(e)) from None
             dec = self._decoder()
             for k, img in enumerate(imgs):
                 img = dec(img)

@@ -8,6 +8,7 @@ from ..codecs.directory import DirectoryChunkReader, DirectoryChunkWriter
 from ..codecs.images import COLOR_VARIANTS, IMAGE_FORMATS
 from ..codecs.raw import RawChunkReader, RawChunkWriter
 from ..color import encoding_converter, is_color
+from ..constants import STORE_MD_FILENAME
 from ..errors import OptionalDependencyError, UnsupportedFormatError
 from ..format.layout import Layout
 from ..format.metadata import StoreMetadata
@@ -40,9 +41,10 @@ class DirectoryImgStore(ImgStore):
         if fmt == self.RAW_FORMAT:
             return Layout("directory", frame_ext="raw")
         if fmt not in IMAGE_FORMATS:
+            where = self._storage.describe(STORE_MD_FILENAME)
             if fmt == "bpk":
-                raise UnsupportedFormatError("format 'bpk' (bloscpack) is not supported by this imgstore")
-            raise UnsupportedFormatError(f"unknown format {fmt!r}")
+                raise UnsupportedFormatError(f"{where}: format 'bpk' (bloscpack) is not supported by this imgstore")
+            raise UnsupportedFormatError(f"{where}: unknown format {fmt!r}")
         return Layout("directory", frame_ext=IMAGE_FORMATS[fmt].extension)
 
     def _prepare_write(self, fmt, imgshape, imgdtype, encoding):
@@ -92,6 +94,11 @@ class DirectoryImgStore(ImgStore):
         start, stop = self._index.chunk_range(chunk_n)
         return DirectoryChunkReader(self._storage, self._layout, chunk_n, IMAGE_FORMATS[self._format],
                                     color=is_color(self._imgshape), dtype=self._imgdtype, n_frames=stop - start)
+
+    def _frame_where(self, chunk_n: int, pos: int) -> str:
+        if self._format == self.RAW_FORMAT:
+            return super()._frame_where(chunk_n, pos)
+        return self._storage.describe(self._layout.frame_key(chunk_n, pos))
 
     def _delete_chunk(self, chunk_n: int) -> None:
         super()._delete_chunk(chunk_n)
