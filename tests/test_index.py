@@ -81,7 +81,7 @@ def test_lookups_match_brute_force(chunks, n, t):
 @given(chunk_lists, st.integers(-8, 45), st.integers(-800, 800).map(lambda x: x / 64))
 def test_cache_round_trip_gives_same_answers(chunks, n, t):
     idx, flat, _ = index_from(chunks)
-    entries, back = decode_cache(encode_cache([], idx, {}))
+    entries, back = decode_cache(encode_cache([], idx))
     assert entries == []
     assert np.array_equal(back.frame_number, idx.frame_number)
     assert np.array_equal(back.frame_time, idx.frame_time, equal_nan=True)

@@ -164,6 +164,10 @@ class FrameIndex:
         return cls(fn, ft, ids, starts)
 
     @classmethod
+    def builder(cls, capacity: int = 0) -> "FrameIndexBuilder":
+        return FrameIndexBuilder(capacity)
+
+    @classmethod
     def empty(cls) -> "FrameIndex":
         return cls.from_chunks([])
 
@@ -259,3 +263,42 @@ class FrameIndex:
 
         return cls(a["frame_number"], a["frame_time"], a["chunk_ids"], a["chunk_starts"],
                    col("number", a["frame_number"]), col("time", a["frame_time"]))
+
+
+class FrameIndexBuilder:
+    """Collects chunks (in chunk order) into one pair of arrays without a second full-size copy.
+
+    The arrays are allocated for *capacity* frames up front (untouched pages
+    cost no memory) and grow by doubling only if that was too small.
+    """
+
+    def __init__(self, capacity: int = 0) -> None:
+        cap = max(int(capacity), 1024)
+        self._fn = np.empty(cap, dtype=np.int64)
+        self._ft = np.empty(cap, dtype=np.float64)
+        self._n = 0
+        self._ids: list[int] = []
+        self._starts: list[int] = [0]
+
+    def add(self, chunk_n: int, frame_numbers: np.ndarray, frame_times: np.ndarray) -> None:
+        k = len(frame_numbers)
+        if not k:
+            return
+        if self._ids and chunk_n <= self._ids[-1]:
+            raise ValueError("chunks must be added in increasing order")
+        if self._n + k > len(self._fn):
+            cap = max(2 * len(self._fn), self._n + k)
+            self._fn = np.resize(self._fn, cap)
+            self._ft = np.resize(self._ft, cap)
+        self._fn[self._n: self._n + k] = frame_numbers
+        self._ft[self._n: self._n + k] = frame_times
+        self._n += k
+        self._ids.append(int(chunk_n))
+        self._starts.append(self._n)
+
+    def build(self) -> FrameIndex:
+        n = self._n
+        fn, ft = self._fn[:n], self._ft[:n]
+        if len(self._fn) > 2 * n + 4096:  # a bad guess: do not keep the unused tail alive
+            fn, ft = fn.copy(), ft.copy()
+        return FrameIndex(fn, ft, np.array(self._ids, dtype=np.int64), np.array(self._starts, dtype=np.int64))

@@ -95,7 +95,7 @@ def _entry(storage: Storage, chunk: int, key: str | None) -> ChunkEntry:
 
 
 # --- cache file encoding -------------------------------------------------------
-def encode_cache(entries: list[ChunkEntry], index: FrameIndex, segments: dict[int, tuple[int, int]]) -> bytes:
+def encode_cache(entries: list[ChunkEntry], index: FrameIndex) -> bytes:
     arrays = index.arrays()
     descs = []
     offset = 0
@@ -230,7 +230,7 @@ def load_cached(storage: Storage) -> tuple[list[ChunkEntry], FrameIndex] | None:
 
 
 def save_cache(storage: Storage, entries: list[ChunkEntry], index: FrameIndex) -> bool:
-    data = encode_cache(entries, index, {})
+    data = encode_cache(entries, index)
     for st, key in _cache_locations(storage):
         if not st.writable:
             continue
@@ -256,6 +256,7 @@ class IndexReport:
 def build_index(storage: Storage, layout: Layout, *, use_cache: bool = True,
                 write_cache: bool = True, min_frames_to_cache: int = 10000,
                 previous: tuple[list[ChunkEntry], FrameIndex] | None = None,
+                frames_per_chunk: int = 0,
                 ) -> tuple[FrameIndex, list[ChunkEntry], IndexReport]:
     """The store's frame index, from the cache (or *previous*) where it is still valid.
 
@@ -277,7 +278,7 @@ def build_index(storage: Storage, layout: Layout, *, use_cache: bool = True,
                 start, stop = c_idx.chunk_range(e.chunk)
                 old[e.chunk] = (e, c_idx.frame_number[start:stop], c_idx.frame_time[start:stop])
 
-    segments = []
+    builder = FrameIndex.builder(frames_per_chunk * len(entries))
     missing, corrupt = [], []
     for e in entries:
         if e.key is None:
@@ -286,7 +287,7 @@ def build_index(storage: Storage, layout: Layout, *, use_cache: bool = True,
             continue
         prev = old.get(e.chunk)
         if prev is not None and prev[0] == e:
-            segments.append((e.chunk, prev[1], prev[2]))
+            builder.add(e.chunk, prev[1], prev[2])
             continue
         try:
             data = storage.read_bytes(e.key)
@@ -296,9 +297,9 @@ def build_index(storage: Storage, layout: Layout, *, use_cache: bool = True,
             corrupt.append((e.chunk, str(err)))
             continue
         report.chunks_read += 1
-        segments.append((e.chunk, fn, ft))
+        builder.add(e.chunk, fn, ft)
 
-    index = FrameIndex.from_chunks(segments)
+    index = builder.build()
     report.missing_index = tuple(missing)
     report.corrupt_index = tuple(corrupt)
     if write_cache and index.frame_count >= min_frames_to_cache:

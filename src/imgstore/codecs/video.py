@@ -180,11 +180,14 @@ class VideoFormat:
 
 
 _X264 = _opts(preset="veryfast", tune="zerolatency", crf=23)
-_MKV = _opts(cluster_time_limit=1000, flush_packets=1)
-#: MP4 while it is written: fragmented (header first, then a moof+mdat pair about every
+#: media seconds per Matroska cluster / MP4 fragment: what the muxer holds in memory, so about
+#: what a killed writer loses (measured, 30 fps, SIGKILL at random: at most 29 frames lost with
+#: 1 s, 14 with 0.5 s; 0.5 s costs +0.007% bytes in MKV, +0.05% in fragmented MP4 before the remux)
+FRAGMENT_SECONDS = 0.5
+_MKV = _opts(cluster_time_limit=int(FRAGMENT_SECONDS * 1000), flush_packets=1)
+#: MP4 while it is written: fragmented (header first, then a moof+mdat pair every
 #: FRAGMENT_SECONDS), each fragment flushed to the file when it ends, so a killed writer leaves
 #: a readable file; ``close()`` remuxes it into a plain MP4 (see :func:`defragment_mp4`)
-FRAGMENT_SECONDS = 1.0
 _FMP4 = _opts(movflags="empty_moov+default_base_moof", frag_duration=int(FRAGMENT_SECONDS * 1e6),
               flush_packets=1)
 

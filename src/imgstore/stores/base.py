@@ -99,7 +99,8 @@ class ImgStore:
         elif index is not None:
             raise TypeError("index must be a FrameIndex")
         else:
-            self._index, self._chunk_entries, self._index_report = build_index(self._storage, self._layout)
+            self._index, self._chunk_entries, self._index_report = build_index(
+                self._storage, self._layout, frames_per_chunk=self._chunksize)
             self._index = self._cap_logged_chunks(self._index, self._chunk_entries)
 
     def _cap_logged_chunks(self, index: FrameIndex, entries) -> FrameIndex:
@@ -169,7 +170,8 @@ class ImgStore:
         self._require_read()
         before = self._index.frame_count
         previous = (self._chunk_entries, self._index) if self._chunk_entries is not None else None
-        new_index, entries, report = build_index(self._storage, self._layout, previous=previous)
+        new_index, entries, report = build_index(self._storage, self._layout, previous=previous,
+                                                 frames_per_chunk=self._chunksize)
         new_index = self._cap_logged_chunks(new_index, entries)
         for c in {e.chunk for e in set(entries) ^ set(self._chunk_entries or [])}:
             r = self._readers.pop(c, None)
