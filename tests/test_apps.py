@@ -90,3 +90,50 @@ def test_view_export_png_with_statusbar(tmp_path):
     assert img.shape[0] > 48 and img.shape[1] == 64  # the frame plus a status bar below it
     assert read_frame_number(img[:48, :, ::-1].copy()) == 43
     assert img[48:].max() > 200  # white status text was drawn
+
+
+def test_player_steps_seeks_and_pauses(tmp_path):
+    from imgstore.apps.viewer import Player
+
+    d = str(tmp_path / "s")
+    with imgstore.new_for_format("png", basedir=d, imgshape=(48, 64), imgdtype=np.uint8, chunksize=3) as s:
+        for i in range(7):
+            s.add_image(make_frame(10 + i, (48, 64)), 10 + i, 1.7e9 + i)
+    p = Player(imgstore.new_for_filename(d))
+    p.seek(0)
+    assert read_frame_number(p.frame()[:48]) == 10 and "#10" in p.status()
+    assert p.step(1) and p.step(1) and read_frame_number(p.frame()[:48]) == 12
+    assert p.step(-2) and p.index == 0
+    p.seek(6)
+    assert not p.step(1) and p.index == 6 and "(7/7)" in p.status()
+    p.toggle()
+    assert "[paused]" in p.status()
+
+
+@pytest.fixture
+def xvfb_display():
+    import shutil
+    import time
+
+    exe = shutil.which("Xvfb")
+    if exe is None:
+        pytest.skip("Xvfb is not installed (apt-get install xvfb)")
+    disp = ":%d" % (90 + os.getpid() % 100)
+    proc = subprocess.Popen([exe, disp, "-screen", "0", "640x480x24", "-nolisten", "tcp"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.8)
+    yield disp
+    proc.kill()
+    proc.wait()
+
+
+def test_viewer_window_runs_under_xvfb(tmp_path, xvfb_display):
+    d = str(tmp_path / "s")
+    with imgstore.new_for_format("npy", basedir=d, imgshape=(48, 64), imgdtype=np.uint8, chunksize=3) as s:
+        for i in range(20):
+            s.add_image(make_frame(i, (48, 64)), i, 1.7e9 + i / 30)
+    env = dict(os.environ, DISPLAY=xvfb_display)
+    exe = os.path.join(BIN, "imgstore-view")
+    p = subprocess.run([exe, d, "--fps", "200", "--seconds", "1.5"], env=env, capture_output=True, text=True,
+                       timeout=60)
+    assert p.returncode == 0, p.stderr

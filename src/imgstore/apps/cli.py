@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import sys
 import tempfile
@@ -211,55 +210,64 @@ def main_saver(argv=None) -> None:
 
 # --------------------------------------------------------------------------- view
 def main_viewer(argv=None) -> None:
-    """Play back a store with its frame number and time ('Space' pause/play, 'Esc' or 'q' quit)."""
+    """Play back a store with its frame number and time.
+
+    Space pause/play, Left/Right step, Home/End, +/- speed, Esc or q quit.
+    """
     from ..util import motif_get_recording_timezone
+    from .viewer import Player
 
     p = argparse.ArgumentParser(prog="imgstore-view", description=main_viewer.__doc__)
     p.add_argument("path")
     p.add_argument("--fps", default=30.0, type=float, help="playback speed (0 = as fast as possible)")
     p.add_argument("--hide-statusbar", action="store_true")
-    p.add_argument("--export", metavar="PNG", help="instead of a window, write the frame (with --frame-index)"
-                                                     " as a PNG with its status bar and exit")
+    p.add_argument("--backend", choices=("tk", "cv2"), default="tk",
+                   help="window toolkit: tk (default, no OpenCV needed) or cv2 (OpenCV's highgui)")
+    p.add_argument("--export", metavar="PNG", help="instead of a window, write the frame at --frame-index "
+                                                     "(with its status bar) as a PNG and exit")
     p.add_argument("--frame-index", type=int, default=0)
+    p.add_argument("--seconds", type=float, default=None, help=argparse.SUPPRESS)  # for tests: close after S s
     args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO)
     try:
         store = new_for_filename(args.path)
     except (ImgStoreError, OSError) as e:
         _fail(str(e))
-    tz = motif_get_recording_timezone(store)
-
-    def status(fn, ft) -> str:
-        return f"{fn}  {store.convert_frame_time_to_datetime(ft, tz=tz).isoformat()}"
-
+    if not store.frame_count:
+        _fail(f"{args.path}: the store holds no frames")
+    player = Player(store, fps=args.fps, tz=motif_get_recording_timezone(store), statusbar=not args.hide_statusbar)
     if args.export:
-        from .render import render_with_statusbar, save_png
+        from .render import save_png
 
-        img, (fn, ft) = store.get_image(None, frame_index=args.frame_index)
-        save_png(args.export, render_with_statusbar(img, None if args.hide_statusbar else status(fn, ft)))
+        player.playing = False
+        player.seek(args.frame_index)
+        save_png(args.export, player.frame())
         print(args.export)
         return
+    if args.backend == "cv2":
+        _view_cv2(player)
+        return
+    try:
+        from .viewer import TkViewer
+
+        TkViewer(player, title=f"imgstore: {args.path}").run(max_seconds=args.seconds)
+    except ImportError as e:
+        raise OptionalDependencyError(f"the Tk viewer needs tkinter ({e}); try --backend cv2 or --export") from None
+
+
+def _view_cv2(player) -> None:
     try:
         import cv2  # type: ignore
     except ImportError:
-        raise OptionalDependencyError("imgstore-view's window needs OpenCV: pip install 'imgstore[opencv]' "
-                                      "(or use --export to write a frame as PNG)") from None
-    from .render import render_with_statusbar
-
-    delay = max(1, int(1000.0 / args.fps)) if args.fps > 0 else 1
-    paused = False
-    img = md = None
+        raise OptionalDependencyError("--backend cv2 needs OpenCV: pip install 'imgstore[opencv]'") from None
+    player.seek(0)
     while True:
-        if not paused or img is None:
-            try:
-                img, md = store.get_next_image()
-            except EOFError:
-                break
-        shown = render_with_statusbar(img, None if args.hide_statusbar else status(*md))
-        cv2.imshow("imgstore", shown)
+        cv2.imshow("imgstore", player.frame())
+        delay = max(1, int(1000.0 / player.fps)) if player.fps > 0 else 1
         k = cv2.waitKey(delay) & 0xFF
         if k in (27, ord("q")):
             break
         if k == ord(" "):
-            paused = not paused
+            player.toggle()
+        if player.playing and not player.step(1):
+            break
     cv2.destroyAllWindows()

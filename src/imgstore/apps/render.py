@@ -15,11 +15,18 @@ def _to_uint8(img: np.ndarray) -> np.ndarray:
     return (np.clip(img, 0, 1) * 255).astype(np.uint8)
 
 
-def render_with_statusbar(img: np.ndarray, text: str | None, bar_height: int = 18) -> np.ndarray:
-    """A BGR uint8 copy of *img* with *text* in a black bar below it (no bar if text is None)."""
+def render_with_statusbar(img: np.ndarray, text: str | None, bar_height: int = 18,
+                          min_width: int = 0) -> np.ndarray:
+    """A BGR uint8 copy of *img* with *text* in a black bar below it (no bar if text is None).
+
+    Frames narrower than *min_width* are enlarged by a whole factor (pixel replication) first.
+    """
     from PIL import Image, ImageDraw
 
     frame = ensure_color(_to_uint8(img))
+    if min_width and frame.shape[1] < min_width:
+        k = -(-min_width // frame.shape[1])
+        frame = np.repeat(np.repeat(frame, k, axis=0), k, axis=1)
     if text is None:
         return np.ascontiguousarray(frame)
     h, w = frame.shape[:2]
