@@ -272,8 +272,11 @@ class FrameIndexBuilder:
     cost no memory) and grow by doubling only if that was too small.
     """
 
+    #: never reserve more than this many frames up front (a hint from damaged metadata can be absurd)
+    MAX_RESERVE = 1 << 28
+
     def __init__(self, capacity: int = 0) -> None:
-        cap = max(int(capacity), 1024)
+        cap = min(max(int(capacity), 1024), self.MAX_RESERVE)
         self._fn = np.empty(cap, dtype=np.int64)
         self._ft = np.empty(cap, dtype=np.float64)
         self._n = 0
