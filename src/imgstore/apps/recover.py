@@ -9,17 +9,23 @@ version, the original (OpenCV) one included:
 * each chunk that has only a frame log (``NNNNNN.frames``,
   ``NNNNNN/index.frames``) gets its ``.npz``, holding the logged frames that
   are present in the chunk's data *and decode* (every one of them is
-  decoded to check), and the log is removed; a log left beside a complete
-  ``.npz`` (the writer died between the two) is removed;
-* a fragmented MP4 chunk (an ``avc1/mp4`` writer died before ``close()``
-  remuxed it) is remuxed into a plain MP4 (no re-encoding; packets cut short
-  by the crash, or beyond the logged frames, are dropped); a video chunk file
-  that holds no frame at all and cannot be opened is removed;
+  decoded to check, unless ``--no-verify``), and the log is removed; a log
+  left beside a complete ``.npz`` (the writer died between the two) is removed;
+* the video file of such a chunk is remuxed (no re-encoding) into a complete
+  file: a fragmented MP4 becomes a plain MP4, an MKV gets its Cues, an AVI
+  its idx1 -- without them OpenCV's seeks in the original return wrong
+  frames or none; packets cut short by the crash, or beyond the indexed
+  frames, are dropped. A crashed video chunk without any indexed frame is
+  removed; a video store left without any chunk gets an empty chunk 0 where
+  the format allows one that opens (the original opens chunk 0 of every
+  store; an MKV without frames does not open at all);
+* a complete chunk whose MP4 is still fragmented is remuxed too;
 * a raw chunk's header gets its real frame count, and a torn last frame is cut off;
 * unterminated extra-data JSON arrays are terminated (a torn last record is dropped);
 * video packet indexes (``.pktidx.npz``) that are stale or missing are rebuilt;
 * temporary files of interrupted atomic writes (``.tmp-*``) are removed;
-* a stale ``.lock`` (its process is gone) is removed.
+* a stale ``.lock`` (its process is gone, or an empty one: see
+  :mod:`imgstore.format.lock`) is removed.
 
 It refuses to touch a store whose writer is alive. Running it again does
 nothing. ``--dry-run`` prints what it would do. Exit status: 0 done (or
