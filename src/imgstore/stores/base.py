@@ -464,6 +464,12 @@ class ImgStore:
     def disable_decoding(self) -> None:
         """Return frames as stored, without converting the store's colour encoding."""
         self._decode_image = lambda x: x
+        self._raw_frames = True
+
+    @property
+    def _out_shape(self) -> tuple[int, ...]:
+        """Shape of the frames handed out: as stored when decoding is disabled."""
+        return tuple(self._imgshape) if getattr(self, "_raw_frames", False) else tuple(self.image_shape)
 
     def _read_frame(self, frame_index: int) -> tuple[np.ndarray, FrameMeta]:
         img = self._frame_at(frame_index)
@@ -480,7 +486,7 @@ class ImgStore:
         return self._storage.describe(self._layout.chunk_key(chunk_n)) + f" (frame {pos})"
 
     def _check_frame(self, img: np.ndarray, chunk_n: int, pos: int) -> None:
-        want = self.image_shape
+        want = self._out_shape
         if img.shape != tuple(want):
             raise CorruptChunkError(f"{self._frame_where(chunk_n, pos)}: frame has shape {img.shape}, store "
                                     f"metadata says {tuple(want)}")
@@ -608,12 +614,12 @@ class ImgStore:
             out = view(p0, p1 + 1)
         except IndexError as e:
             raise CorruptChunkError(str(e)) from None
-        if out.shape[1:] != tuple(self.image_shape) or out.dtype != self.dtype:
+        if out.shape[1:] != self._out_shape or out.dtype != self.dtype:
             self._check_frame(out[0], c0, p0)
         return out
 
     def _gather(self, idx: np.ndarray) -> np.ndarray:
-        out = np.empty((len(idx),) + tuple(self.image_shape), dtype=self.dtype)
+        out = np.empty((len(idx),) + self._out_shape, dtype=self.dtype)
         if not len(idx):
             return out
         starts = self._index.chunk_starts
@@ -760,7 +766,7 @@ class ImgStore:
 
     @property
     def shape(self) -> tuple[int, ...]:
-        return (self.frame_count,) + tuple(self.image_shape)
+        return (self.frame_count,) + self._out_shape
 
     @property
     def dtype(self) -> np.dtype:
