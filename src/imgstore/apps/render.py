@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..color import ensure_color
+from ..color import ensure_color, swap_rb
 
 
 def _to_uint8(img: np.ndarray) -> np.ndarray:
@@ -32,12 +32,12 @@ def render_with_statusbar(img: np.ndarray, text: str | None, bar_height: int = 1
     h, w = frame.shape[:2]
     out = np.zeros((h + bar_height, w, 3), np.uint8)
     out[:h] = frame
-    pil = Image.fromarray(out[..., ::-1].copy())
+    pil = Image.fromarray(swap_rb(out))
     ImageDraw.Draw(pil).text((4, h + 3), text, fill=(255, 255, 255))
-    return np.asarray(pil)[..., ::-1].copy()
+    return swap_rb(np.asarray(pil))
 
 
 def save_png(path: str, img_bgr: np.ndarray) -> None:
     from PIL import Image
 
-    Image.fromarray(np.ascontiguousarray(ensure_color(img_bgr)[..., ::-1])).save(path)
+    Image.fromarray(swap_rb(ensure_color(img_bgr))).save(path)

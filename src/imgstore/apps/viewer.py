@@ -10,6 +10,7 @@ import time
 
 import numpy as np
 
+from ..color import swap_rb
 from .render import render_with_statusbar
 
 
@@ -92,8 +93,8 @@ class TkViewer:
         self._closed = False
 
     def _show(self) -> None:
-        rgb = self.player.frame()[..., ::-1]
-        self._photo = self._ImageTk.PhotoImage(self._Image.fromarray(np.ascontiguousarray(rgb)))
+        rgb = swap_rb(self.player.frame())
+        self._photo = self._ImageTk.PhotoImage(self._Image.fromarray(rgb))
         self.label.configure(image=self._photo)
         self._slider_busy = True
         self.slider.set(self.player.index)

@@ -15,7 +15,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..color import ensure_color, ensure_grayscale, is_color
+from ..color import ensure_color, ensure_grayscale, is_color, swap_rb
 
 #: OpenCV's default JPEG quality, used by the original
 JPEG_QUALITY = 95
@@ -25,7 +25,7 @@ PNG_LEVEL = 1
 
 
 def _to_file_order(img: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(img[..., ::-1]) if is_color(img) else np.ascontiguousarray(img)
+    return swap_rb(img) if is_color(img) else np.ascontiguousarray(img)
 
 
 def _from_file(arr: np.ndarray, color: bool) -> np.ndarray:
@@ -34,7 +34,7 @@ def _from_file(arr: np.ndarray, color: bool) -> np.ndarray:
     if arr.ndim == 3 and arr.shape[-1] == 1:
         arr = arr[..., 0]
     if arr.ndim == 3:
-        arr = np.ascontiguousarray(arr[..., ::-1])  # RGB -> BGR
+        arr = swap_rb(arr)  # RGB -> BGR
     return ensure_color(arr) if color else ensure_grayscale(arr)
 
 
@@ -70,6 +70,8 @@ def _jpg_encode(img: np.ndarray) -> bytes:
 def _jpg_decode(data: bytes, color: bool) -> np.ndarray:
     import imagecodecs
 
+    if color:  # libjpeg-turbo writes BGR directly
+        return imagecodecs.jpeg8_decode(data, outcolorspace=imagecodecs.JPEG8.CS.EXT_BGR)
     return _from_file(imagecodecs.jpeg8_decode(data), color)
 
 
