@@ -81,7 +81,7 @@ def test_lookups_match_brute_force(chunks, n, t):
 @given(chunk_lists, st.integers(-8, 45), st.integers(-800, 800).map(lambda x: x / 64))
 def test_cache_round_trip_gives_same_answers(chunks, n, t):
     idx, flat, _ = index_from(chunks)
-    entries, back = decode_cache(encode_cache([], idx))
+    entries, back = decode_cache(b"".join(bytes(p) for p in encode_cache([], idx)))
     assert entries == []
     assert np.array_equal(back.frame_number, idx.frame_number)
     assert np.array_equal(back.frame_time, idx.frame_time, equal_nan=True)
@@ -181,10 +181,10 @@ def test_read_only_store_caches_in_user_dir(tmp_path, monkeypatch):
     cache = tmp_path / "cache"
     monkeypatch.setenv("IMGSTORE_CACHE_DIR", str(cache))
 
-    def refuse(key, data, atomic=True):
+    def refuse(key, parts):
         raise PermissionError(f"{key}: read-only")
 
-    monkeypatch.setattr(st_, "write_bytes", refuse)  # e.g. a store on a read-only share
+    monkeypatch.setattr(st_, "write_parts", refuse)  # e.g. a store on a read-only share
     _, _, rep = build_index(st_, lay, min_frames_to_cache=0)
     assert not rep.from_cache
     assert not (store / ".imgstore-frameindex").exists()

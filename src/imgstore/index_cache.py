@@ -95,30 +95,35 @@ def _entry(storage: Storage, chunk: int, key: str | None) -> ChunkEntry:
 
 
 # --- cache file encoding -------------------------------------------------------
-def encode_cache(entries: list[ChunkEntry], index: FrameIndex) -> bytes:
-    arrays = index.arrays()
+def encode_cache(entries: list[ChunkEntry], index: FrameIndex) -> list:
+    """The cache file as a list of buffers to write one after the other (no full-size copy is made)."""
+    arrays = {k: np.ascontiguousarray(v) for k, v in index.arrays().items()}
     descs = []
+    parts: list = []
     offset = 0
+    crc = 0
     for name, arr in arrays.items():
-        arr = np.ascontiguousarray(arr)
-        offset = (offset + _ALIGN - 1) // _ALIGN * _ALIGN
+        pad = (offset + _ALIGN - 1) // _ALIGN * _ALIGN - offset
+        if pad:
+            parts.append(bytes(pad))
+            crc = zlib.crc32(parts[-1], crc)
+            offset += pad
         descs.append({"name": name, "dtype": arr.dtype.str, "shape": list(arr.shape), "offset": offset})
+        view = memoryview(arr).cast("B") if arr.nbytes else b""
+        parts.append(view)
+        crc = zlib.crc32(view, crc)
         offset += arr.nbytes
-    data = bytearray(offset)
-    for d, arr in zip(descs, arrays.values()):
-        arr = np.ascontiguousarray(arr)
-        data[d["offset"]: d["offset"] + arr.nbytes] = arr.tobytes()
     header = {
         "version": CACHE_VERSION,
         "entries": [e.as_list() for e in entries],
         "arrays": descs,
-        "data_bytes": len(data),
-        "crc32": zlib.crc32(data),
+        "data_bytes": offset,
+        "crc32": crc,
     }
     hdr = json.dumps(header).encode("utf-8")
     start = len(MAGIC) + 8 + len(hdr)
     data_start = (start + _ALIGN - 1) // _ALIGN * _ALIGN
-    return MAGIC + struct.pack("<Q", len(hdr)) + hdr + bytes(data_start - start) + bytes(data)
+    return [MAGIC + struct.pack("<Q", len(hdr)) + hdr + bytes(data_start - start)] + parts
 
 
 def _crc_of_file(path: str, start: int) -> int:
@@ -230,12 +235,12 @@ def load_cached(storage: Storage) -> tuple[list[ChunkEntry], FrameIndex] | None:
 
 
 def save_cache(storage: Storage, entries: list[ChunkEntry], index: FrameIndex) -> bool:
-    data = encode_cache(entries, index)
+    parts = encode_cache(entries, index)
     for st, key in _cache_locations(storage):
         if not st.writable:
             continue
         try:
-            st.write_bytes(key, data)
+            st.write_parts(key, parts)
             return True
         except OSError as e:
             log.debug("could not write frame index cache %s: %s", st.describe(key), e)

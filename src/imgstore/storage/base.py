@@ -77,6 +77,10 @@ class Storage(abc.ABC):
     def write_bytes(self, key: str, data: bytes, *, atomic: bool = True) -> None:
         raise PermissionError(f"{self.describe(key)}: store location is read-only")
 
+    def write_parts(self, key: str, parts) -> None:
+        """Write the concatenation of *parts* (bytes-like objects) atomically."""
+        self.write_bytes(key, b"".join(bytes(p) for p in parts))
+
     def create_exclusive(self, key: str, data: bytes) -> bool:
         """Create *key* holding *data* only if it does not exist; False if it does."""
         raise PermissionError(f"{self.describe(key)}: store location is read-only")

@@ -100,11 +100,16 @@ class LocalStorage(Storage):
             with open(path, "wb") as f:
                 f.write(data)
             return
+        self.write_parts(key, [data])
+
+    def write_parts(self, key: str, parts) -> None:
+        path = self._path(key)
         d = os.path.dirname(path) or "."
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=d)
         try:
             with os.fdopen(fd, "wb") as f:
-                f.write(data)
+                for part in parts:
+                    f.write(part)
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, path)
