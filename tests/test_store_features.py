@@ -180,3 +180,45 @@ def test_writer_errors_surface(tmp_path, monkeypatch):
         for i in range(1, 20):
             s.add_image(make_frame(i, SHAPE), i, float(i))
         s.close()
+
+
+@pytest.mark.parametrize("fmt", ["png", "h264/mkv", "mjpeg/avi"])
+def test_reader_process_follows_a_writer_process(tmp_path, fmt):
+    """A real writer process records; a real reader process follows it; every frame arrives, none torn."""
+    path = str(tmp_path / "live")
+    n = 90
+    writer = textwrap.dedent(f"""
+        import time, numpy as np, imgstore
+        from imgstore.apps.synthetic import make_frame
+        with imgstore.new_for_format({fmt!r}, basedir={path!r}, imgshape=(96, 128), imgdtype=np.uint8,
+                                     chunksize=40) as s:
+            print('open', flush=True)
+            for i in range({n}):
+                s.add_image(make_frame(1000 + i, (96, 128)), 1000 + i, 1.7e9 + i / 30)
+                time.sleep(1 / 60)
+    """)
+    reader = textwrap.dedent(f"""
+        import time, imgstore
+        from imgstore.apps.synthetic import read_frame_number
+        while True:
+            try:
+                s = imgstore.new_for_filename({path!r})
+                break
+            except imgstore.ImgStoreError:
+                time.sleep(0.05)
+        for img, (fn, ft) in s.follow(poll_interval=0.05, timeout=30):
+            code = read_frame_number(img)
+            print(fn, code, 'live' if s.is_recording else 'done', flush=True)
+    """)
+    w = subprocess.Popen([sys.executable, "-c", writer], stdout=subprocess.PIPE, text=True)
+    try:
+        assert w.stdout.readline().strip() == "open"
+        r = subprocess.run([sys.executable, "-c", reader], capture_output=True, text=True, timeout=120)
+        assert w.wait(timeout=60) == 0
+    finally:
+        w.kill()
+    assert r.returncode == 0, r.stderr
+    rows = [line.split() for line in r.stdout.splitlines()]
+    assert [int(a) for a, _, _ in rows] == list(range(1000, 1000 + n))  # every frame, in order
+    assert all(a == b for a, b, _ in rows)  # pixels match the frame number: nothing torn
+    assert any(state == "live" for _, _, state in rows)  # ... and most arrived while recording

@@ -180,6 +180,29 @@ class ImgStore:
         self._index, self._chunk_entries, self._index_report = new_index, entries, report
         return self._index.frame_count - before
 
+    def follow(self, poll_interval: float = 0.1, timeout: float | None = None):
+        """Yield ``(img, (frame_number, frame_time))`` for every frame after the last one read, waiting for new ones.
+
+        Like ``tail -f``: at the end of the store it polls (:meth:`refresh`) for
+        frames a live writer adds, and stops once no writer holds the store and
+        nothing new appeared, or when *timeout* seconds pass without a new frame.
+        """
+        self._require_read()
+        idle_since = time.monotonic()
+        while True:
+            if self._cursor + 1 < self._index.frame_count:
+                yield self.get_next_image()
+                idle_since = time.monotonic()
+                continue
+            recording = self.is_recording
+            if self.refresh():
+                continue
+            if not recording:
+                return
+            if timeout is not None and time.monotonic() - idle_since > timeout:
+                return
+            time.sleep(poll_interval)
+
     @property
     def is_recording(self) -> bool:
         """True while a live writer process holds the store's lock."""
