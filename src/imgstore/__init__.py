@@ -10,6 +10,7 @@ from .stores import (DirectoryImgStore, ImgStore, VideoImgStore, extract_only_fr
                      new_for_filename, new_for_format)
 from .color import ensure_color, ensure_grayscale
 from .stores.rawvideo import RawVideoFile, open_raw_video
+from .videofile import VideoFile, open_video
 
 __version__ = "1.0.0.dev0"
 
@@ -25,5 +26,5 @@ __all__ = [
     "new_for_filename", "new_for_format", "extract_only_frame", "get_supported_formats", "ImgStore",
     "DirectoryImgStore", "VideoImgStore", "ensure_color", "ensure_grayscale", "ImgStoreError",
     "StoreNotFoundError", "StoreFormatError", "UnsupportedFormatError", "FrameNotFoundError", "EndOfStoreError",
-    "CorruptChunkError", "StoreLockedError", "open_raw_video", "RawVideoFile", "__version__",
+    "CorruptChunkError", "StoreLockedError", "open_raw_video", "RawVideoFile", "open_video", "VideoFile", "__version__",
 ]
