@@ -570,3 +570,208 @@ def test_fsspec_memory_storage_round_trip():
         assert len(r) == 40
         for p in (33, 2, 17, 18, 19):
             assert frame_number(r.read(p)) == p
+
+
+# ------------------------------------------------------------------ packet-direct decoding
+def _same_frames_both_ways(storage, key, n_expected=None, **kw):
+    """Every frame, read at random, sequentially and backwards, is identical packet-direct and through
+    the demuxer, for gray and colour readers."""
+    for color in (False, True):
+        with VideoChunkReader(storage, key, color=color, cache_frames=8, **kw) as a, \
+                VideoChunkReader(storage, key, color=color, cache_frames=8, direct=False, **kw) as b:
+            assert a.direct and not b.direct
+            n = len(a)
+            if n_expected is not None:
+                assert n == n_expected
+            order = [int(p) for p in np.random.default_rng(0).permutation(n)] + list(range(n)) + \
+                list(range(n - 1, -1, -3))
+            for p in order:
+                x, y = a.read(p), b.read(p)
+                assert x.dtype == y.dtype and np.array_equal(x, y), (key, color, p)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_packet_direct_equals_demuxer(storage, fmt):
+    for color in (False, True):
+        key = key_for(fmt, f"c{int(color)}")
+        write_chunk(storage, key, fmt, 70, color=color, gop=12)
+        idx = load_packet_index(storage, key)
+        assert idx.version == 2 and idx.has_payload and idx.codec
+        assert idx.width == W and idx.height == H
+        _same_frames_both_ways(storage, key, 70)
+
+
+@pytest.mark.parametrize("name, container, opts", [
+    ("bframes.mp4", "mp4", BFRAMES),
+    ("bframes.mkv", "matroska", BFRAMES),
+    ("pyramid.mkv", "matroska", {"x264-params": "bframes=3:b-pyramid=normal:b-adapt=0:scenecut=0"}),
+    ("opengop.mkv", "matroska", {"x264-params": "bframes=3:b-adapt=0:scenecut=0:open-gop=1"}),
+    ("vfr.mkv", "matroska", BFRAMES),
+])
+def test_packet_direct_equals_demuxer_bframes_open_gop_vfr(storage, name, container, opts):
+    pts = VFR_PTS if name.startswith("vfr") else np.arange(120)
+    tb = Fraction(1, 1000) if name.startswith("vfr") else None
+    _pyav_file(storage.local_path(name), container, dict(opts), pts, tb)
+    _same_frames_both_ways(storage, name, 120)
+
+
+def test_packet_direct_reads_one_span_per_random_frame(storage):
+    """A random read takes the bytes from the keyframe at or before the target to the end of the target's
+    packet, in one read, and decodes just those packets."""
+    write_chunk(storage, "a.mkv", "h264/mkv", 100, gop=20)
+    idx = load_packet_index(storage, "a.mkv")
+    # Matroska: FFmpeg's pos is the Block's data; the packet follows the track number, timecode and flags
+    assert np.all(idx.payload > idx.pos) and np.all(idx.payload - idx.pos <= 12)
+    with open(storage.local_path("a.mkv"), "rb") as f:
+        data = f.read()
+    reads = []
+    for p in (57, 3, 99, 40):
+        with VideoChunkReader(storage, "a.mkv", color=False, cache_frames=0) as r:
+            orig = r._src.read
+            r._src.read = lambda a, b, orig=orig: reads.append((a, b)) or orig(a, b)
+            assert frame_number(r.read(p)) == p
+            assert r.frames_decoded == p % 20 + 1
+        k = p - p % 20
+        assert reads[-1] == (idx.payload[k], idx.payload[p] + idx.size[p])
+    assert len(reads) == 4
+    assert data[idx.payload[5]:idx.payload[5] + idx.size[5]] == data[idx.payload[5]:][:idx.size[5]]
+
+
+def test_mp4_and_avi_payload_is_ffmpeg_pos(storage):
+    for fmt in ("avc1/mp4", "mjpeg/avi"):
+        key = write_chunk(storage, key_for(fmt), fmt, 30)
+        idx = load_packet_index(storage, key)
+        np.testing.assert_array_equal(idx.payload, idx.pos)
+
+
+def test_version_1_index_is_upgraded(storage):
+    write_chunk(storage, "a.mkv", "h264/mkv", 30, gop=10)
+    ikey = packet_index_key("a.mkv")
+    v2 = load_packet_index(storage, "a.mkv")
+    v1 = PacketIndex(pts=v2.pts, is_key=v2.is_key, pos=v2.pos, size=v2.size, time_base=v2.time_base,
+                     file_size=v2.file_size, version=1)
+    old = v1.to_bytes()
+    with np.load(__import__("io").BytesIO(old)) as z:
+        assert int(z["version"]) == 1 and "payload" not in z.files
+    back = PacketIndex.from_bytes(old)
+    assert back.version == 1 and back.payload is None and not back.has_payload
+
+    # writable: rebuilt and saved as version 2
+    storage.write_bytes(ikey, old)
+    with VideoChunkReader(storage, "a.mkv", color=False) as r:
+        assert r.direct and frame_number(r.read(17)) == 17
+    assert PacketIndex.from_bytes(storage.read_bytes(ikey)).version == 2
+
+    # read-only (local): upgraded in memory, the file left alone
+    class ReadOnly(LocalStorage):
+        writable = False
+
+    storage.write_bytes(ikey, old)
+    ro = ReadOnly(storage.root)
+    with VideoChunkReader(ro, "a.mkv", color=False) as r:
+        assert r.direct and frame_number(r.read(23)) == 23
+    assert storage.read_bytes(ikey) == old
+    assert load_packet_index(ro, "a.mkv", rebuild=False).version == 1  # imgstore-recover leaves it be
+
+
+def test_packets_not_found_in_the_file_fall_back_to_the_demuxer(storage):
+    write_chunk(storage, "a.mkv", "h264/mkv", 40, gop=10)
+    idx = load_packet_index(storage, "a.mkv")
+    payload = idx.payload.copy()
+    payload[7] = -1  # e.g. Matroska header stripping: the packet is not in the file verbatim
+    odd = PacketIndex(pts=idx.pts, is_key=idx.is_key, pos=idx.pos, size=idx.size, time_base=idx.time_base,
+                      file_size=idx.file_size, payload=payload, codec=idx.codec, extradata=idx.extradata,
+                      width=idx.width, height=idx.height, pix_fmt=idx.pix_fmt, color=idx.color)
+    with VideoChunkReader(storage, "a.mkv", color=False, index=odd) as r:
+        assert not r.direct
+        assert [frame_number(r.read(p)) for p in (33, 7, 8, 0)] == [33, 7, 8, 0]
+
+
+def test_decoder_that_gives_nothing_falls_back_to_the_demuxer(storage):
+    write_chunk(storage, "a.mkv", "h264/mkv", 40, gop=10)
+    idx = load_packet_index(storage, "a.mkv")
+    bad = PacketIndex(pts=idx.pts, is_key=idx.is_key, pos=idx.pos, size=idx.size, time_base=idx.time_base,
+                      file_size=idx.file_size, payload=idx.payload, codec=idx.codec, extradata=b"\x01garbage",
+                      width=idx.width, height=idx.height, pix_fmt=idx.pix_fmt, color=idx.color)
+    with VideoChunkReader(storage, "a.mkv", color=False, index=bad) as r:
+        assert r.direct
+        assert frame_number(r.read(25)) == 25  # through the demuxer
+        assert not r.direct
+        assert [frame_number(r.read(p)) for p in (3, 39)] == [3, 39]
+
+
+@pytest.mark.parametrize("fmt", ["h264/mkv", "mjpeg/avi", "ffv1/mkv"])
+def test_sequential_read_ahead_then_random_jumps(storage, fmt):
+    key = write_chunk(storage, key_for(fmt), fmt, 120, gop=15)
+    with VideoChunkReader(storage, key, color=False, cache_frames=16) as r:
+        got = [frame_number(r.read(p)) for p in range(50)]
+        assert r._ahead is not None  # decoding ahead while we read on
+        got += [frame_number(r.read(p)) for p in (110, 4, 51, 52, 53, 119)]
+        got += [frame_number(r.read(p)) for p in range(60, 120)]
+        assert got == list(range(50)) + [110, 4, 51, 52, 53, 119] + list(range(60, 120))
+        seq = r.frames_decoded
+        assert seq < 120 + 60  # read ahead decodes each frame once, give or take a GOP per jump
+    # a reader dropped without close() lets its read-ahead thread end
+    r = VideoChunkReader(storage, key, color=False)
+    [r.read(p) for p in range(5)]
+    del r
+
+
+def test_read_many_intra_in_parallel_and_inter_once_per_gop(storage):
+    key = write_chunk(storage, "a.avi", "mjpeg/avi", 60)
+    pos = [int(p) for p in np.random.default_rng(1).permutation(60)[:40]]
+    with VideoChunkReader(storage, key, color=True, cache_frames=4) as r:
+        frames = r.read_many(pos)
+        assert [frame_number(f) for f in frames] == pos
+        assert r.frames_decoded == 40
+    key = write_chunk(storage, "b.mkv", "h264/mkv", 60, gop=12)
+    with VideoChunkReader(storage, key, color=False, cache_frames=4) as r:
+        assert [frame_number(f) for f in r.read_many(pos)] == pos
+        assert r.frames_decoded <= 60
+
+
+def test_h264_gray_is_known_monochrome(storage):
+    from imgstore.codecs.video_packets import h264_chroma_format
+
+    write_chunk(storage, "g.mkv", "h264/mkv", 5)
+    write_chunk(storage, "c.mkv", "h264/mkv", 5, color=True)
+    assert h264_chroma_format(load_packet_index(storage, "g.mkv").extradata) == 0
+    assert h264_chroma_format(load_packet_index(storage, "c.mkv").extradata) == 1
+    assert h264_chroma_format(b"") is None and h264_chroma_format(b"\x01\x02") is None
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+@pytest.mark.parametrize("fmt", ["h264/mkv", "mjpeg/avi"])
+def test_reader_keeps_working_in_a_forked_child(storage, fmt):
+    """Decoder threads, the read-ahead thread and the shared pools stay in the parent: a child that
+    inherits an open reader (a DataLoader worker, say) must neither hang nor return a wrong frame."""
+    key = write_chunk(storage, key_for(fmt), fmt, 80, gop=20)
+    r = VideoChunkReader(storage, key, color=False)
+    assert [frame_number(r.read(p)) for p in range(30)] == list(range(30))  # reading ahead now
+    rd, wr = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child
+        code = 1
+        try:
+            os.close(rd)
+            got = [frame_number(r.read(p)) for p in list(range(30, 60)) + [5, 77, 12]]
+            r2 = VideoChunkReader(storage, key, color=False)
+            got += [frame_number(r2.read(p)) for p in range(40, 70)]
+            code = 0 if got == list(range(30, 60)) + [5, 77, 12] + list(range(40, 70)) else 2
+        finally:
+            os.write(wr, bytes([code]))
+            os._exit(code)
+    os.close(wr)
+    import select
+
+    ready, _, _ = select.select([rd], [], [], 60)
+    if not ready:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+        pytest.fail("the forked child hung")
+    code = os.read(rd, 1)
+    os.waitpid(pid, 0)
+    os.close(rd)
+    assert code == b"\x00"
+    assert [frame_number(r.read(p)) for p in range(30, 40)] == list(range(30, 40))  # the parent reads on
+    r.close()

@@ -7,6 +7,14 @@ VideoChunkReader` count frames (MKV headers say 0), map a frame position to
 a timestamp and jump straight to the keyframe before it, without asking the
 container for a frame count or trusting the decoder's frame counter.
 
+Since version 2 it also holds what a bare decoder needs to decode the
+packets without the container (:mod:`.video_packets`): the codec, the
+demuxer's extradata (for H.264 in MP4/MKV the ``avcC`` record: the packets
+are length-prefixed, where x264's own extradata is Annex B), the frame size,
+pixel format, codec tag and colour properties, and where each packet's bytes
+(its *payload*) start in the file. A random read then costs one read of the
+bytes from the keyframe's payload to the end of the target's packet.
+
 It lives beside the chunk as ``<chunk stem>.pktidx.npz`` (``000003.mkv`` ->
 ``000003.pktidx.npz``). The name is deliberately *not* ``000003.npz`` (that
 is the store's frame-metadata index, read by every imgstore version) and
@@ -14,30 +22,53 @@ does not end in a video extension, so older readers never see it.
 
 The file is a numpy ``.npz`` holding
 
-============  =======  ==================================================
-``pts``       int64    presentation timestamp (stream time base), decode order
-``is_key``    bool     packet is a keyframe (decoding may start here)
-``pos``       int64    FFmpeg's packet position, -1 if unknown: the payload's
-                       offset in MP4/AVI, the (Simple)Block element's in Matroska
-``size``      int32    packet size in bytes
-``tb_num``    int64    stream time base numerator
-``tb_den``    int64    stream time base denominator
-``file_size`` int64    size of the chunk file the index describes
-``version``   int64    1
-============  =======  ==================================================
+===============  =======  ==================================================
+``pts``          int64    presentation timestamp (stream time base), decode order
+``is_key``       bool     packet is a keyframe (decoding may start here)
+``pos``          int64    FFmpeg's packet position, -1 if unknown: the payload's
+                          offset in MP4/AVI, the Block's data in Matroska
+``size``         int32    packet size in bytes
+``tb_num``       int64    stream time base numerator
+``tb_den``       int64    stream time base denominator
+``file_size``    int64    size of the chunk file the index describes
+``version``      int64    2 (1: only the fields above)
+``payload``      int64    v2: file offset of the packet's bytes, -1 where they were
+                          not found verbatim in the file (then the chunk is
+                          read through the demuxer)
+``codec``        str      v2: FFmpeg decoder name (``h264``, ``mjpeg``, ...)
+``extradata``    uint8    v2: the demuxer stream's extradata (may be empty)
+``width``        int64    v2: frame width (the stream's)
+``height``       int64    v2: frame height
+``pix_fmt``      str      v2: the stream's pixel format ('' if unknown)
+``codec_tag``    int64    v2: the stream's codec tag (FourCC, little endian)
+``color``        int64    v2: color_range, colorspace, color_primaries, color_trc
+===============  =======  ==================================================
+
+Payload offsets are found, not computed: each packet's bytes are looked up
+in the file at and just after ``pos`` (MP4/AVI: at ``pos``; Matroska: after
+the Block's track number, timecode and flags) and compared byte for byte
+(a memory map locally; for a remote chunk, the bytes the demuxer just read).
+A container that stores packets differently (Matroska header stripping or
+compression, MPEG-TS, lacing it cannot be matched) gets -1 and the reader
+uses the demuxer for that chunk.
 
 Building one demuxes the file without decoding (9-23 us per frame measured,
-0.1-0.25 s per 10,000-frame chunk). A stale index (the chunk's size changed,
+0.1-0.25 s per 10,000-frame chunk; finding the payloads adds ~10 us). A stale index (the chunk's size changed,
 e.g. a chunk still being written or a truncated one) or a corrupt one is
-rebuilt on load.
+rebuilt on load; a version 1 index is rebuilt (upgraded) where the chunk is
+local or the storage writable, and saved where it can be, else kept (the
+reader then uses the demuxer: rebuilding would download the whole chunk).
 """
 
 from __future__ import annotations
 
+import collections
 import io
 import logging
+import mmap
 import os
 import posixpath
+import threading
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -49,7 +80,8 @@ from ..storage.base import Storage
 log = logging.getLogger(__name__)
 
 INDEX_SUFFIX = ".pktidx.npz"
-INDEX_VERSION = 1
+INDEX_VERSION = 2
+_READABLE_VERSIONS = (1, 2)
 
 
 def packet_index_key(key: str) -> str:
@@ -57,6 +89,18 @@ def packet_index_key(key: str) -> str:
     head, tail = posixpath.split(key)
     stem = posixpath.splitext(tail)[0]
     return posixpath.join(head, stem + INDEX_SUFFIX) if head else stem + INDEX_SUFFIX
+
+
+def _tag_to_int(tag) -> int:
+    if not tag:
+        return 0
+    if isinstance(tag, int):
+        return tag
+    return int.from_bytes(str(tag).encode("latin-1")[:4].ljust(4, b"\0"), "little")
+
+
+def _int_to_tag(v: int) -> str:
+    return int(v).to_bytes(4, "little").decode("latin-1")
 
 
 @dataclass
@@ -69,16 +113,43 @@ class PacketIndex:
     size: np.ndarray  # int32
     time_base: Fraction
     file_size: int
+    #: file offset of each packet's bytes (-1: not found); None for a version 1 index
+    payload: np.ndarray | None = None
+    #: decoder name, '' if unknown (version 1)
+    codec: str = ""
+    #: the demuxer stream's extradata
+    extradata: bytes = b""
+    width: int = 0
+    height: int = 0
+    pix_fmt: str = ""
+    #: FourCC as a little-endian integer, 0 if none
+    codec_tag: int = 0
+    #: (color_range, colorspace, color_primaries, color_trc) of the demuxer stream
+    color: tuple = (0, 0, 0, 0)
+    version: int = INDEX_VERSION
     # derived (presentation order), filled in by __post_init__
     order: np.ndarray = field(init=False, repr=False)  # presentation position -> decode index
     pts_sorted: np.ndarray = field(init=False, repr=False)  # presentation position -> pts
     unique_pts: bool = field(init=False)
+    _derived: dict = field(init=False, repr=False, compare=False, default_factory=dict)
+
+    def derived(self, name: str, make):
+        """``make()``, computed once per index object (readers of the same chunk share parsed indexes;
+        treat the result as read-only)."""
+        v = self._derived.get(name)
+        if v is None:
+            v = self._derived[name] = make()
+        return v
 
     def __post_init__(self) -> None:
         self.pts = np.asarray(self.pts, dtype=np.int64)
         self.is_key = np.asarray(self.is_key, dtype=bool)
         self.pos = np.asarray(self.pos, dtype=np.int64)
         self.size = np.asarray(self.size, dtype=np.int32)
+        if self.payload is not None:
+            self.payload = np.asarray(self.payload, dtype=np.int64)
+        self.extradata = bytes(self.extradata or b"")
+        self.color = tuple(int(c) for c in self.color)
         self.order = np.argsort(self.pts, kind="stable")
         self.pts_sorted = self.pts[self.order]
         self.unique_pts = bool(len(self.pts) < 2 or np.all(np.diff(self.pts_sorted) > 0))
@@ -90,14 +161,19 @@ class PacketIndex:
     def frame_count(self) -> int:
         return len(self)
 
+    @property
+    def has_payload(self) -> bool:
+        """Every packet's bytes were found in the file (a bare decoder can read this chunk)."""
+        p = self.payload
+        return bool(p is not None and self.codec and len(p) == len(self.pts) and (len(p) == 0 or p.min() >= 0))
+
     def times(self) -> np.ndarray:
         """Presentation time in seconds of each frame, presentation order."""
         return self.pts_sorted.astype(np.float64) * float(self.time_base)
 
     def to_bytes(self) -> bytes:
         buf = io.BytesIO()
-        np.savez(
-            buf,
+        arrays = dict(
             pts=self.pts,
             is_key=self.is_key,
             pos=self.pos,
@@ -105,15 +181,41 @@ class PacketIndex:
             tb_num=np.int64(self.time_base.numerator),
             tb_den=np.int64(self.time_base.denominator),
             file_size=np.int64(self.file_size),
-            version=np.int64(INDEX_VERSION),
+            version=np.int64(self.version),
         )
+        if self.version >= 2:
+            payload = self.payload if self.payload is not None else np.full(len(self.pts), -1, np.int64)
+            arrays.update(
+                payload=payload,
+                codec=np.str_(self.codec),
+                extradata=np.frombuffer(self.extradata, dtype=np.uint8),
+                width=np.int64(self.width),
+                height=np.int64(self.height),
+                pix_fmt=np.str_(self.pix_fmt),
+                codec_tag=np.int64(self.codec_tag),
+                color=np.asarray(self.color, dtype=np.int64),
+            )
+        np.savez(buf, **arrays)
         return buf.getvalue()
 
     @classmethod
     def from_bytes(cls, data: bytes) -> "PacketIndex":
         with np.load(io.BytesIO(data), allow_pickle=False) as z:
-            if int(z["version"]) != INDEX_VERSION:
-                raise ValueError(f"unknown packet index version {int(z['version'])}")
+            version = int(z["version"])
+            if version not in _READABLE_VERSIONS:
+                raise ValueError(f"unknown packet index version {version}")
+            extra = {}
+            if version >= 2:
+                extra = dict(
+                    payload=z["payload"],
+                    codec=str(z["codec"]),
+                    extradata=z["extradata"].astype(np.uint8).tobytes(),
+                    width=int(z["width"]),
+                    height=int(z["height"]),
+                    pix_fmt=str(z["pix_fmt"]),
+                    codec_tag=int(z["codec_tag"]),
+                    color=tuple(int(c) for c in z["color"]),
+                )
             return cls(
                 pts=z["pts"],
                 is_key=z["is_key"],
@@ -121,12 +223,16 @@ class PacketIndex:
                 size=z["size"],
                 time_base=Fraction(int(z["tb_num"]), int(z["tb_den"])),
                 file_size=int(z["file_size"]),
+                version=version,
+                **extra,
             )
 
     def check(self, file_size: int) -> str | None:
         """Why this index cannot describe a file of *file_size* bytes, or None if it plausibly does."""
         n = len(self.pts)
         if not (len(self.is_key) == len(self.pos) == len(self.size) == n):
+            return "arrays of different lengths"
+        if self.payload is not None and len(self.payload) != n:
             return "arrays of different lengths"
         if self.file_size != file_size:
             return f"index made for {self.file_size} bytes, file has {file_size}"
@@ -141,6 +247,10 @@ class PacketIndex:
         known = self.pos >= 0
         if np.any(self.pos[known] + self.size[known] > file_size):
             return "packets beyond the end of the file"
+        if self.payload is not None:
+            known = self.payload >= 0
+            if np.any(self.payload[known] + self.size[known] > file_size):
+                return "packet payloads beyond the end of the file"
         if not self.is_key.any():
             return "no keyframe"
         return None
@@ -164,6 +274,10 @@ def open_container(storage: Storage, key: str):
     Returns ``(container, fileobj_or_None)``. Raises FileNotFoundError if the
     chunk is missing and CorruptChunkError if it cannot be opened as video.
     """
+    return _open_container(storage, key)
+
+
+def _open_container(storage: Storage, key: str, wrap=None):
     import av
 
     path = storage.local_path(key)
@@ -173,6 +287,8 @@ def open_container(storage: Storage, key: str):
             container = av.open(path, "r")
         else:
             fobj = storage.open_read(key)
+            if wrap is not None:
+                fobj = wrap(fobj)
             container = av.open(fobj, "r")
     except FileNotFoundError:
         raise
@@ -185,13 +301,143 @@ def open_container(storage: Storage, key: str):
     return container, fobj
 
 
-def _demux_index(container, file_size: int, describe: str) -> PacketIndex:
+# --------------------------------------------------------------------------------------------
+# finding each packet's bytes in the file
+
+#: how far after FFmpeg's packet position the payload may start (Matroska: track number, timecode,
+#: flags and lacing sizes)
+_PAYLOAD_SLACK = 64
+#: bytes of the packet looked up first
+_PAYLOAD_HEAD = 16
+
+
+def _match_at(view: np.ndarray, start: int, pkt_bytes: np.ndarray, pos: int) -> int:
+    """Offset (absolute) in ``[pos, pos + slack]`` where *pkt_bytes* lies verbatim in *view*, which holds
+    the file's bytes from absolute offset *start*; -1 if nowhere."""
+    n = len(pkt_bytes)
+    lo = pos - start
+    if lo < 0 or n == 0:
+        return -1
+    hi = min(lo + _PAYLOAD_SLACK + 1, len(view) - n + 1)
+    if hi <= lo:
+        return -1
+    head = pkt_bytes[: min(_PAYLOAD_HEAD, n)].tobytes()
+    window = view[lo: hi + len(head) - 1].tobytes()
+    k = window.find(head)
+    while k >= 0 and lo + k < hi:
+        o = lo + k
+        if np.array_equal(view[o: o + n], pkt_bytes):
+            return start + o
+        k = window.find(head, k + 1)
+    return -1
+
+
+class _LocalLocator:
+    """Finds packets in a local file through a memory map."""
+
+    def __init__(self, path: str) -> None:
+        self._mm = None
+        self._view = None
+        try:
+            with open(path, "rb") as f:
+                size = os.fstat(f.fileno()).st_size
+                if size:
+                    self._mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+                    self._view = np.frombuffer(self._mm, dtype=np.uint8)
+        except (OSError, ValueError) as e:
+            log.debug("%s: cannot map for payload offsets: %s", path, e)
+
+    def __call__(self, pos: int, pkt) -> int:
+        if self._view is None or pos is None or pos < 0:
+            return -1
+        return _match_at(self._view, 0, np.frombuffer(pkt, dtype=np.uint8), pos)
+
+    def close(self) -> None:
+        self._view = None
+        if self._mm is not None:
+            try:
+                self._mm.close()
+            except BufferError:  # a view still exported: the map goes with the last reference
+                pass
+            self._mm = None
+
+
+class _RecordingFile:
+    """A read-only file object that keeps the last bytes read (a window of consecutive bytes), so the
+    packets a demuxer returns can be found in what it read from a remote file."""
+
+    def __init__(self, f, keep: int = 64 << 20) -> None:
+        self._f = f
+        self._keep = keep
+        self._pos = 0
+        self._buf = bytearray()
+        self._buf_start = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        r = self._f.seek(offset, whence)
+        self._pos = int(r) if r is not None else int(self._f.tell())
+        return self._pos
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._f.read(n)
+        if data:
+            if self._pos == self._buf_start + len(self._buf):
+                self._buf += data
+                extra = len(self._buf) - 2 * self._keep
+                if extra > 0:
+                    cut = len(self._buf) - self._keep
+                    del self._buf[:cut]
+                    self._buf_start += cut
+            else:
+                self._buf = bytearray(data)
+                self._buf_start = self._pos
+            self._pos += len(data)
+        return data
+
+    def close(self) -> None:
+        self._buf = bytearray()
+        self._f.close()
+
+    def locate(self, pos: int, pkt) -> int:
+        if pos is None or pos < 0 or not self._buf:
+            return -1
+        return _match_at(np.frombuffer(self._buf, dtype=np.uint8), self._buf_start,
+                         np.frombuffer(pkt, dtype=np.uint8), pos)
+
+
+def _stream_info(stream) -> dict:
+    cc = stream.codec_context
+    info = dict(codec="", extradata=b"", width=0, height=0, pix_fmt="", codec_tag=0, color=(0, 0, 0, 0))
+    try:
+        info["codec"] = cc.name or ""
+        info["extradata"] = bytes(cc.extradata or b"")
+        info["width"], info["height"] = int(cc.width or 0), int(cc.height or 0)
+        info["pix_fmt"] = cc.pix_fmt or ""
+        info["codec_tag"] = _tag_to_int(cc.codec_tag)
+        info["color"] = tuple(int(getattr(cc, a, 0) or 0)
+                              for a in ("color_range", "colorspace", "color_primaries", "color_trc"))
+    except Exception as e:  # noqa: BLE001 - a stream PyAV cannot describe: no direct decoding
+        log.debug("stream info: %s", e)
+        info["codec"] = ""
+    return info
+
+
+def _demux_index(container, file_size: int, describe: str, locate=None) -> PacketIndex:
     import av
 
     if not container.streams.video:
         raise CorruptChunkError(f"{describe}: no video stream")
     stream = container.streams.video[0]
-    pts, key, pos, size = [], [], [], []
+    pts, key, pos, size, payload = [], [], [], [], []
     missing_ts = 0
     try:
         for pkt in container.demux(stream):
@@ -211,11 +457,19 @@ def _demux_index(container, file_size: int, describe: str) -> PacketIndex:
             key.append(bool(pkt.is_keyframe))
             pos.append(p)
             size.append(n)
+            if locate is not None:
+                o = locate(p, pkt)
+                payload.append(o if o + n <= file_size else -1)
+            else:
+                payload.append(-1)
     except (av.error.FFmpegError, EOFError) as e:
         # truncated/corrupt tail: keep the packets read so far
         log.warning("%s: demuxing stopped after %d packets: %s", describe, len(pts), e)
     if missing_ts:
         log.warning("%s: %d packets without timestamps", describe, missing_ts)
+    if payload and min(payload) < 0 and locate is not None:
+        log.info("%s: %d of %d packets not found verbatim in the file; it will be read through the demuxer",
+                 describe, sum(1 for o in payload if o < 0), len(payload))
     tb = stream.time_base or Fraction(1, 1)
     return PacketIndex(
         pts=np.array(pts, dtype=np.int64),
@@ -224,6 +478,8 @@ def _demux_index(container, file_size: int, describe: str) -> PacketIndex:
         size=np.array(size, dtype=np.int32),
         time_base=Fraction(tb),
         file_size=file_size,
+        payload=np.array(payload, dtype=np.int64),
+        **_stream_info(stream),
     )
 
 
@@ -248,27 +504,56 @@ def save_packet_index(storage: Storage, key: str, index: PacketIndex) -> bool:
 
 
 def build_packet_index(storage: Storage, key: str, *, write: bool = True, container=None) -> PacketIndex:
-    """Demux chunk *key* (no decoding) and return its packet index.
+    """Demux chunk *key* (no decoding) and return its packet index, payload offsets included.
 
     Saves it beside the chunk when *write* and the storage is writable (a
     read-only folder is silently left alone). *container* may be an already
     open PyAV input container of the chunk (it is demuxed from its current
-    position, so pass a fresh one).
+    position, so pass a fresh one; payload offsets are then only found for a
+    local chunk).
     """
     describe = storage.describe(key)
     size = _file_size(storage, key)
-    if container is not None:
-        index = _demux_index(container, size, describe)
-    else:
-        c, fobj = open_container(storage, key)
-        try:
-            index = _demux_index(c, size, describe)
-        finally:
-            c.close()
-            if fobj is not None:
-                fobj.close()
+    path = storage.local_path(key)
+    local = _LocalLocator(path) if path is not None else None
+    try:
+        if container is not None:
+            index = _demux_index(container, size, describe, local)
+        else:
+            c, fobj = _open_container(storage, key, wrap=_RecordingFile)
+            try:
+                locate = local if local is not None else (fobj.locate if isinstance(fobj, _RecordingFile) else None)
+                index = _demux_index(c, size, describe, locate)
+            finally:
+                c.close()
+                if fobj is not None:
+                    fobj.close()
+    finally:
+        if local is not None:
+            local.close()
     if write:
         save_packet_index(storage, key, index)
+    return index
+
+
+_parsed: "collections.OrderedDict[bytes, PacketIndex]" = collections.OrderedDict()
+_parsed_lock = threading.Lock()
+_PARSED_KEEP = 32
+
+
+def _parse_cached(data: bytes) -> PacketIndex:
+    """``PacketIndex.from_bytes`` with the last few results kept (keyed by the file's bytes, so exact):
+    a store reading chunks at random reopens their readers often, and parsing an npz costs ~1.5 ms."""
+    with _parsed_lock:
+        index = _parsed.get(data)
+        if index is not None:
+            _parsed.move_to_end(data)
+            return index
+    index = PacketIndex.from_bytes(data)
+    with _parsed_lock:
+        _parsed[data] = index
+        while len(_parsed) > _PARSED_KEEP:
+            _parsed.popitem(last=False)
     return index
 
 
@@ -277,7 +562,9 @@ def load_packet_index(storage: Storage, key: str, *, rebuild: bool = True, write
 
     A missing, unreadable or stale file (the chunk's size differs from the
     one recorded) is rebuilt by demuxing when *rebuild* (and re-saved when
-    *write* and the storage is writable); otherwise CorruptChunkError.
+    *write* and the storage is writable); otherwise CorruptChunkError. A
+    valid version 1 file is upgraded the same way when *rebuild* and the
+    chunk is local or the storage writable; otherwise it is returned as is.
     """
     ikey = packet_index_key(key)
     size = _file_size(storage, key)  # FileNotFoundError for a missing chunk
@@ -292,10 +579,14 @@ def load_packet_index(storage: Storage, key: str, *, rebuild: bool = True, write
         problem = f"unreadable ({e})"
     if data is not None:
         try:
-            index = PacketIndex.from_bytes(data)
+            index = _parse_cached(data)
             problem = index.check(size)
             if problem is None:
-                return index
+                if index.version >= INDEX_VERSION or not rebuild:
+                    return index
+                if storage.local_path(key) is None and not getattr(storage, "writable", False):
+                    return index  # upgrading a remote chunk's index means downloading the chunk
+                problem = f"version {index.version}"
         except Exception as e:  # noqa: BLE001 - any damage means: rebuild
             problem = f"corrupt ({type(e).__name__}: {e})"
     if not rebuild:

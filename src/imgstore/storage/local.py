@@ -11,6 +11,12 @@ from typing import BinaryIO
 from .base import FileInfo, Storage, normalize_key
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 class LocalStorage(Storage):
     """A store folder on a local (or mounted) filesystem."""
 
@@ -107,6 +113,7 @@ class LocalStorage(Storage):
         d = os.path.dirname(path) or "."
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=d)
         try:
+            os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600 files: use the mode open() would give
             with os.fdopen(fd, "wb") as f:
                 for part in parts:
                     f.write(part)

@@ -44,6 +44,9 @@ class ImgStore:
     _supported_modes = "rw"
     FRAME_MD = ("frame_number", "frame_time")
 
+    #: chunk readers kept open (each holds its decoder and frame cache)
+    _max_open_readers = 4
+
     #: seconds between fsyncs of the chunk being written (its frame log is in the OS after every frame)
     index_flush_interval = 1.0
 
@@ -455,7 +458,7 @@ class ImgStore:
     def _chunk_reader(self, chunk_n: int):
         r = self._readers.get(chunk_n)
         if r is None:
-            if len(self._readers) >= 2:
+            if len(self._readers) >= self._max_open_readers:
                 old_n, old = next(iter(self._readers.items()))
                 old.close()
                 del self._readers[old_n]

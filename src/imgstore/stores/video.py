@@ -133,11 +133,12 @@ class VideoImgStore(ImgStore):
 
     def _new_chunk_reader(self, chunk_n: int):
         key = self._layout.chunk_key(chunk_n)
-        if not self._storage.exists(key):
-            raise CorruptChunkError(f"{self._storage.describe(key)}: chunk video file is missing")
-        return _video().VideoChunkReader(self._storage, key, color=is_color(self._imgshape),
-                                         imgshape=self._imgshape, dtype=self._imgdtype,
-                                         write_index=self._storage.writable)
+        try:  # no exists() first: over HTTP, fsspec's exists() downloads the whole file
+            return _video().VideoChunkReader(self._storage, key, color=is_color(self._imgshape),
+                                             imgshape=self._imgshape, dtype=self._imgdtype,
+                                             write_index=self._storage.writable)
+        except FileNotFoundError:
+            raise CorruptChunkError(f"{self._storage.describe(key)}: chunk video file is missing") from None
 
     # --- writing ---------------------------------------------------------
     def _prepare_write(self, fmt, imgshape, imgdtype, encoding):
