@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import imgstore
-from imgstore.apps.synthetic import make_frame, read_frame_number
+from imgstore.apps.synthetic import make_frame, read_frame_number, write_video_file
 
 VIDEO_FORMATS = [f for f in ("mjpeg/avi", "avc1/mp4", "h264/mkv", "ffv1/mkv", "hevc/mkv")
                  if f in imgstore.get_supported_formats()]
@@ -107,22 +107,9 @@ def test_extract_only_frame_with_partly_filled_chunks(tmp_path):
         assert read_frame_number(imgstore.extract_only_frame(path, i)) == n
 
 
-def _foreign_video(path, numbers, codec="libx264", shape=(48, 64), bframes=2):
+def _foreign_video(path, numbers, shape=(48, 64), bframes=2):
     """A video written by 'another program': PyAV, B-frames, yuv420p colour."""
-    with av.open(str(path), "w") as c:
-        st = c.add_stream(codec, rate=25)
-        st.width, st.height = shape[1], shape[0]
-        st.pix_fmt = "yuv420p"
-        if codec == "libx264":
-            st.codec_context.options = {"bf": str(bframes), "g": "12", "crf": "12"}
-        for i, n in enumerate(numbers):
-            vf = av.VideoFrame.from_ndarray(make_frame(n, shape + (3,)), format="bgr24")
-            vf.pts = i
-            for p in st.encode(vf):
-                c.mux(p)
-        for p in st.encode():
-            c.mux(p)
-    return str(path)
+    return write_video_file(path, numbers, shape, options={"bf": bframes, "g": 12, "crf": 12})
 
 
 def test_insert_chunk_of_foreign_video_with_b_frames(tmp_path):

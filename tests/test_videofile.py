@@ -6,12 +6,11 @@ import os
 import struct
 import sys
 
-import av
 import numpy as np
 import pytest
 
 import imgstore
-from imgstore.apps.synthetic import make_frame, read_frame_number
+from imgstore.apps.synthetic import read_frame_number, write_video_file
 
 sys.path.insert(0, os.path.dirname(__file__))
 from rangeserver import RangeServer  # noqa: E402
@@ -21,20 +20,8 @@ SHAPE = (96, 128)
 
 
 def make_video(path, codec="libx264", pix="yuv420p", bframes=2, movflags=None, n=N):
-    opts = {"movflags": movflags} if movflags else {}
-    with av.open(str(path), "w", options=opts) as c:
-        st = c.add_stream(codec, rate=25)
-        st.width, st.height, st.pix_fmt = SHAPE[1], SHAPE[0], pix
-        if codec == "libx264":
-            st.codec_context.options = {"bf": str(bframes), "g": "12", "crf": "10"}
-        for i in range(n):
-            vf = av.VideoFrame.from_ndarray(make_frame(i, SHAPE + (3,)), format="bgr24")
-            vf.pts = i
-            for p in st.encode(vf):
-                c.mux(p)
-        for p in st.encode():
-            c.mux(p)
-    return str(path)
+    opts = {"bf": bframes, "g": 12, "crf": 10} if codec == "libx264" else None
+    return write_video_file(path, range(n), SHAPE, codec, pix, opts, {"movflags": movflags} if movflags else None)
 
 
 CASES = [

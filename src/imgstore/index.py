@@ -167,10 +167,6 @@ class FrameIndex:
     def builder(cls, capacity: int = 0) -> "FrameIndexBuilder":
         return FrameIndexBuilder(capacity)
 
-    @classmethod
-    def empty(cls) -> "FrameIndex":
-        return cls.from_chunks([])
-
     # --- summary -------------------------------------------------------
     def __len__(self) -> int:
         return len(self.frame_number)

@@ -48,8 +48,6 @@ class VideoFile:
             self.file_size = self._storage.stat(name).size
         except FileNotFoundError:
             raise FrameNotFoundError(f"{self._where}: no such file") from None
-        self._decoder = None
-        self._container = None
         if posixpath.splitext(name)[1].lower() in _MP4_EXTS:
             self._from_moov()
         else:

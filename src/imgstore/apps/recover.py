@@ -139,7 +139,7 @@ def _frames_that_decode(st: _Store, chunk_n: int, wanted: int) -> tuple[int, str
             from ..codecs.images import IMAGE_FORMATS
 
             reader = DirectoryChunkReader(st.storage, st.layout, chunk_n, IMAGE_FORMATS[st.md.format], color=color,
-                                          dtype=st.dtype, n_frames=wanted, readahead=0)
+                                          n_frames=wanted, readahead=0)
     except (CorruptChunkError, OSError) as e:
         return 0, str(e)
     try:

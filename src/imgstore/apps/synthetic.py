@@ -45,3 +45,23 @@ def read_frame_number(img: np.ndarray) -> int:
         if float(img[0:32, 4 * k + 1: 4 * k + 3].mean()) > half:
             v |= 1 << (BARCODE_BITS - 1 - k)
     return v
+
+
+def write_video_file(path, numbers, shape=(96, 128), codec: str = "libx264", pix_fmt: str = "yuv420p",
+                     options: dict | None = None, container_options: dict | None = None, rate: int = 25) -> str:
+    """A colour video file written with PyAV (as another program would), frame *i* encoding ``numbers[i]``."""
+    import av
+
+    with av.open(str(path), "w", options=container_options or {}) as c:
+        st = c.add_stream(codec, rate=rate)
+        st.width, st.height, st.pix_fmt = shape[1], shape[0], pix_fmt
+        if options:
+            st.codec_context.options = {k: str(v) for k, v in options.items()}
+        for i, n in enumerate(numbers):
+            vf = av.VideoFrame.from_ndarray(make_frame(n, tuple(shape[:2]) + (3,)), format="bgr24")
+            vf.pts = i
+            for p in st.encode(vf):
+                c.mux(p)
+        for p in st.encode():
+            c.mux(p)
+    return str(path)

@@ -23,13 +23,12 @@ class DirectoryChunkReader(ChunkReader):
     """
 
     def __init__(self, storage: Storage, layout: Layout, chunk_n: int, fmt: ImageFormat, *, color: bool,
-                 dtype, n_frames: int | None = None, readahead: int = 4) -> None:
+                 n_frames: int | None = None, readahead: int = 4) -> None:
         self.storage = storage
         self.layout = layout
         self.chunk_n = chunk_n
         self.fmt = fmt
         self.color = color
-        self.dtype = np.dtype(dtype)
         self.n_frames = n_frames
         self._readahead = readahead if (fmt.name != "npy" and n_frames) else 0
         self._pool: ThreadPoolExecutor | None = None

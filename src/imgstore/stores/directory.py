@@ -93,7 +93,7 @@ class DirectoryImgStore(ImgStore):
                                   self._imgdtype)
         start, stop = self._index.chunk_range(chunk_n)
         return DirectoryChunkReader(self._storage, self._layout, chunk_n, IMAGE_FORMATS[self._format],
-                                    color=is_color(self._imgshape), dtype=self._imgdtype, n_frames=stop - start)
+                                    color=is_color(self._imgshape), n_frames=stop - start)
 
     def _frame_where(self, chunk_n: int, pos: int) -> str:
         if self._format == self.RAW_FORMAT:
