@@ -3,7 +3,8 @@
 
     bash bench/setup_original.sh          # once: makes bench/.envs/original
     python bench/run.py --quick           # smoke run, < 2 minutes
-    python bench/run.py                   # full run (dir + video + index 1e5,1e6)
+    python bench/run.py                   # full run (dir + video + origvideo + index 1e5,1e6)
+    python bench/run.py --only video,origvideo   # the video tables and issue #3's targets
 
 Every task runs in its own subprocess (bench/workload.py), once per side and
 repeat, the two sides interleaved (alternating which goes first). Numbers are
@@ -11,6 +12,10 @@ medians over the repeats. Ratios are oriented so that > 1 always means "ours
 is better": ours/original for throughputs, original/ours for times, bytes and
 memory. Anything a side fails at is shown as n/a with the error as a footnote.
 Writes bench/results-<date>.md and .json (quick runs: results-<date>-quick.*).
+
+Groups: `dir` and `video` (each side writes its own store, then reads it),
+`origvideo` (the original writes each video store once; both sides then read
+fresh copies of those same files), `index` (open and lookups at scale).
 """
 import argparse
 import datetime
@@ -41,6 +46,9 @@ STORE_METRICS = [
     ('bytes_per_frame', 'size on disk', 'kB/frame', 1e-3, False),
     ('open_s', 'open', 'ms', 1e3, False),
 ]
+READ_METRICS = [m for m in STORE_METRICS if m[0] not in ('write_fps', 'bytes_per_frame')]
+ORIG_WRITTEN_DIR = os.path.join(HERE, '.data', 'orig-written')
+GROUPS = ('dir', 'video', 'origvideo', 'index')
 INDEX_METRICS = [
     ('open_s', 'open', 's', 1.0, False),
     ('rss_increase_mb', 'peak RSS increase on open', 'MB', 1.0, False),
@@ -219,7 +227,7 @@ def build_table(group, rows_spec, results, notes):
         per_side = results.get(task_key, {})
         meds = {s: median_metrics(per_side.get(s, [])) for s in SIDES}
         for key, label, unit, scale, hb in metrics:
-            if key == 'clustered_read_per_s' and group != 'video':
+            if key == 'clustered_read_per_s' and group not in ('video', 'origvideo'):
                 continue
             cells = []
             vals = {}
@@ -251,14 +259,61 @@ def correctness_lines(results, task_order):
     return out
 
 
+DEFAULT_VIDEO_FORMAT = 'h264/mkv'
+
+
+def target_lines(results):
+    """Issue #3's ratios, from the medians: ours' default format against the original's avc1/mp4,
+    mjpeg/avi against mjpeg/avi, reads of original-written stores, sequential reads, H.264 writes."""
+    def med(key, side, metric):
+        return median_metrics(results.get(key, {}).get(side, [])).get(metric)
+
+    rows = []
+
+    def row(label, o, u, target, hb=True, extra=''):
+        r = ratio(o, u, hb)
+        if r is None:
+            return
+        rows.append('| %s | %s → %s | %s | >= %gx%s | %s |' % (
+            label, fmt_num(o), fmt_num(u), fmt_ratio(r), target, extra, 'yes' if r >= target else '**no**'))
+
+    for sh in ('gray', 'color'):
+        lab = SHAPE_LABEL.get(sh, sh)
+        o = med('avc1/mp4:%s' % sh, 'original', 'random_read_per_s')
+        u = med('%s:%s' % (DEFAULT_VIDEO_FORMAT, sh), 'ours', 'random_read_per_s')
+        ob = med('avc1/mp4:%s' % sh, 'original', 'bytes_per_frame')
+        ub = med('%s:%s' % (DEFAULT_VIDEO_FORMAT, sh), 'ours', 'bytes_per_frame')
+        if ob and ub:
+            row('random reads/s, our %s vs original avc1/mp4, %s (bytes/frame %.2fx, limit 2x)' % (
+                DEFAULT_VIDEO_FORMAT, lab, ub / ob), o, u, 10)
+        row('random reads/s, mjpeg/avi, %s' % lab, med('mjpeg/avi:%s' % sh, 'original', 'random_read_per_s'),
+            med('mjpeg/avi:%s' % sh, 'ours', 'random_read_per_s'), 15)
+    for key in sorted(k for k in results if k.startswith('orig:')):
+        _, f, sh = key.split(':')
+        row('clustered reads/s (±50) of a store the original wrote, %s %s' % (f, SHAPE_LABEL.get(sh, sh)),
+            med(key, 'original', 'clustered_read_per_s'), med(key, 'ours', 'clustered_read_per_s'), 10)
+    for key in sorted(k for k in results if not k.startswith(('orig:', 'index:')) and '/' in k):
+        f, sh = key.rsplit(':', 1)
+        row('sequential fps, %s %s' % (f, SHAPE_LABEL.get(sh, sh)), med(key, 'original', 'seq_read_fps'),
+            med(key, 'ours', 'seq_read_fps'), 1.5)
+    for key in sorted(k for k in results if not k.startswith(('orig:', 'index:')) and '/' in k):
+        f, sh = key.rsplit(':', 1)
+        if f in ('avc1/mp4', 'h264/mkv'):
+            row('H.264 write fps, %s %s' % (f, SHAPE_LABEL.get(sh, sh)), med(key, 'original', 'write_fps'),
+                med(key, 'ours', 'write_fps'), 5)
+    if not rows:
+        return []
+    return ['| target | original → ours | ratio | target | met |', '|---|---:|---:|---|---|'] + rows
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--quick', action='store_true', help='smoke run: small sizes, 1 repeat, index 1e5 (< 2 min)')
-    p.add_argument('--only', default='dir,video,index', help='groups to run: dir,video,index (comma list)')
+    p.add_argument('--only', default=','.join(GROUPS), help='groups to run: %s (comma list)' % ','.join(GROUPS))
     p.add_argument('--frames', type=int, help='frames per directory store (default 300; quick 20)')
     p.add_argument('--video-frames', type=int, help='frames per video store (default 300; quick 20)')
     p.add_argument('--reads', type=int, help='random reads per directory store (default 200; quick 20)')
-    p.add_argument('--video-reads', type=int, help='random and clustered reads per video store (default 30; quick 5)')
+    p.add_argument('--video-reads', type=int, help='random and clustered reads per video store (default 60; quick 5)')
     p.add_argument('--scale', help='index sizes, e.g. 1e5,1e6,1e7 (default 1e5,1e6; quick 1e5)')
     p.add_argument('--lookups', type=int, default=200, help='index lookups per kind (default 200)')
     p.add_argument('--repeats', '-k', type=int, help='repeats per task, median reported (default 3; quick 1)')
@@ -278,13 +333,13 @@ def main(argv=None):
     frames = args.frames or (20 if q else 300)
     vframes = args.video_frames or (20 if q else 300)
     reads = args.reads or (20 if q else 200)
-    vreads = args.video_reads or (5 if q else 30)
+    vreads = args.video_reads or (5 if q else 60)
     scales = [int(float(x)) for x in (args.scale or ('1e5' if q else '1e5,1e6')).split(',') if x]
     repeats = args.repeats or (1 if q else 3)
     time_cap = args.time_cap or (5.0 if q else 20.0)
     groups = [g.strip() for g in args.only.split(',') if g.strip()]
     for g in groups:
-        if g not in ('dir', 'video', 'index'):
+        if g not in GROUPS:
             p.error('unknown group %r' % g)
     shapes = [s for s in args.shapes.split(',') if s]
     ours_py = args.ours_python
@@ -340,6 +395,19 @@ def main(argv=None):
                 jobs.append(('video', '%s:%s' % (f, sh),
                              [('%s:%s' % (f, sh), ['--frames', str(vframes), '--reads', str(vreads)] + common,
                                args.timeout)]))
+    if 'origvideo' in groups:
+        for f in VIDEO_FORMATS:  # what the original can write
+            if args.formats and f not in args.formats.split(','):
+                continue
+            for sh in shapes:
+                src = os.path.join(ORIG_WRITTEN_DIR, '%s_%s' % (f.replace('/', '_'), sh))
+                t = time.perf_counter()
+                r = (run_workload(pythons['original'], '%s:%s' % (f, sh), ['--frames', str(vframes), '--keep', src],
+                                  args.timeout) if not usable['original'] else {'errors': {'import': usable['original']}})
+                log('[orig-written] %s %s: %s (%.1f s)' % (f, sh, r.get('errors') or 'written', time.perf_counter() - t))
+                jobs.append(('origvideo', 'orig:%s:%s' % (f, sh),
+                             [('%s:%s' % (f, sh), ['--frames', str(vframes), '--reads', str(vreads), '--source', src]
+                               + common, args.timeout)]))
     if 'index' in groups:
         gen_py = pythons['ours'] if os.path.exists(pythons['ours']) else pythons['original']
         for n in scales:
@@ -422,7 +490,9 @@ def main(argv=None):
                   elapsed, frames, vframes, reads, vreads, time_cap, ','.join('%g' % n for n in scales)))
 
     order_keys = [j[1] for j in jobs]
-    for group, title in (('dir', 'Directory formats'), ('video', 'Video formats'), ('index', 'Index scale')):
+    for group, title in (('dir', 'Directory formats'), ('video', 'Video formats'),
+                         ('origvideo', 'Video stores written by the original (both sides read the same files)'),
+                         ('index', 'Index scale')):
         gj = [j for j in jobs if j[0] == group]
         if not gj:
             continue
@@ -445,11 +515,20 @@ def main(argv=None):
             spec = []
             for j in gj:
                 f, sh = j[1].rsplit(':', 1)
-                spec.append((j[1], '`%s` %s' % (f, SHAPE_LABEL.get(sh, sh)), STORE_METRICS))
+                if group == 'origvideo':
+                    f = f.split(':', 1)[1]
+                spec.append((j[1], '`%s` %s' % (f, SHAPE_LABEL.get(sh, sh)),
+                             READ_METRICS if group == 'origvideo' else STORE_METRICS))
         md.extend(build_table(group, spec, results, notes))
         if notes.notes:
             md.append('')
             md.extend(notes.render())
+    tl = target_lines(results)
+    if tl:
+        md.append('')
+        md.append('## Targets of issue #3 (video)')
+        md.append('')
+        md.extend(tl)
     corr = correctness_lines(results, order_keys)
     md.append('')
     md.append('## Correctness')

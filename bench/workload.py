@@ -13,6 +13,9 @@ Tasks
   FMT:SHAPE               write / read a store; FMT is a store format
                           (npy, png, ..., avc1/mp4, ...), SHAPE is `gray`
                           (1280x1024) or `color` (640x480 BGR)
+                          --keep DIR: write the store to DIR and stop there
+                          --source DIR: no write; read a copy of the store in
+                          DIR (written by either side with --keep)
   gen-index:N             build the synthetic index-only store for N frames in
                           --data-dir (idempotent)
   index:N:first|warm      open that store in this (fresh) process and time it;
@@ -229,16 +232,19 @@ def task_store(args, out, fmt, shape_name):
                          video=video)
 
     t = time.perf_counter()
-    frames = make_frames(nframes, shape)
+    frames = None if args.source else make_frames(nframes, shape)
     out['params']['generate_s'] = round(time.perf_counter() - t, 3)
 
     imgstore = _run_phase(out, 'import', lambda: import_imgstore(out))
     if imgstore is None:
         return
-    store_dir = os.path.join(args.workdir, 'store')
-    # start the timed write with no dirty pages of earlier tasks being flushed
+    store_dir = args.keep or os.path.join(args.workdir, 'store')
+    if args.source:
+        # a fresh copy each run: files a reader leaves in the store (our packet indexes) start absent
+        shutil.copytree(args.source, store_dir)
+        out['params']['source'] = args.source
     if hasattr(os, 'sync'):
-        os.sync()
+        os.sync()  # start timing with no dirty pages of earlier work being flushed
 
     def write():
         t = time.perf_counter()
@@ -251,9 +257,14 @@ def task_store(args, out, fmt, shape_name):
         m['bytes_per_frame'] = dir_size(store_dir) / float(nframes)
         return True
 
-    if not _run_phase(out, 'write', write):
-        return
-    del frames
+    if not args.source:
+        if args.keep and os.path.exists(store_dir):
+            shutil.rmtree(store_dir)
+        if not _run_phase(out, 'write', write):
+            return
+        del frames
+        if args.keep:
+            return
 
     checker = Checker()
 
@@ -536,6 +547,8 @@ def main(argv=None):
     p.add_argument('--time-cap', type=float, default=20.0,
                    help='stop a read/lookup phase after this many seconds (default 20)')
     p.add_argument('--workdir', help='scratch folder (default: a new temp folder, removed after)')
+    p.add_argument('--keep', help='FMT:SHAPE: write the store to this folder (replaced) and stop')
+    p.add_argument('--source', help='FMT:SHAPE: read a copy of the store in this folder, no write')
     p.add_argument('--data-dir', default=os.path.join(os.path.dirname(os.path.abspath(__file__)), '.data'),
                    help='where index stores are kept (default bench/.data)')
     args = p.parse_args(argv)

@@ -182,6 +182,48 @@ def test_writer_errors_surface(tmp_path, monkeypatch):
         s.close()
 
 
+@pytest.mark.parametrize("fmt", ["npy", "h264/mkv"])
+def test_a_chunk_finished_in_the_background_reports_failure_and_keeps_its_frames(tmp_path, monkeypatch, fmt):
+    # a full chunk is finished (writer closed, .npz written, frame log removed) on a background thread;
+    # if that fails, the next flush / add_image / close raises it, and no frame is lost
+    import imgstore.stores.base as base
+
+    path = str(tmp_path / "s")
+    real = base.write_chunk_index
+
+    def disk_full(storage, key, *a, **kw):
+        if key.startswith("000000"):  # directory stores: 000000/index
+            raise OSError(28, "No space left on device")
+        return real(storage, key, *a, **kw)
+
+    monkeypatch.setattr(base, "write_chunk_index", disk_full)
+    s = imgstore.new_for_format(fmt, basedir=path, imgshape=SHAPE, imgdtype=np.uint8, chunksize=5)
+    for i in range(5):  # chunk 0 fills at the 5th frame and finishes in the background
+        s.add_image(make_frame(i, SHAPE), i, 1000.0 + i / 30)
+    with pytest.raises(OSError, match="No space"):
+        s.flush()  # waits for it (an add_image finding it failed would raise before taking its frame)
+    monkeypatch.setattr(base, "write_chunk_index", real)
+    for i in range(5, 12):
+        s.add_image(make_frame(i, SHAPE), i, 1000.0 + i / 30)
+    s.close()
+    names = sorted(os.path.relpath(os.path.join(d, f), path) for d, _, fs in os.walk(path) for f in fs)
+    base = [s._layout.index_base(c) for c in range(3)]
+    assert base[0] + ".npz" not in names and base[0] + ".frames" in names
+    assert base[1] + ".npz" in names and base[2] + ".npz" in names
+    r = imgstore.new_for_filename(path)  # chunk 0 from its frame log
+    assert r.frame_count == 12
+    assert [read_frame_number(r.get_image(i)[0]) for i in range(12)] == list(range(12))
+
+
+def test_close_waits_for_every_chunk(tmp_path):
+    path = write_store(tmp_path / "s", "h264/mkv", range(30), chunksize=10)
+    names = sorted(os.listdir(path))
+    # like the original, the next chunk is opened when one fills: an empty 000003 index at close
+    assert {"000000.npz", "000001.npz", "000002.npz"} <= set(names)
+    assert not [n for n in names if n.endswith(".frames")]
+    assert imgstore.new_for_filename(path).frame_count == 30
+
+
 @pytest.mark.parametrize("fmt", ["png", "h264/mkv", "mjpeg/avi"])
 def test_reader_process_follows_a_writer_process(tmp_path, fmt):
     """A real writer process records; a real reader process follows it; every frame arrives, none torn."""

@@ -38,6 +38,7 @@ from imgstore.codecs.video_index import (
 )
 from imgstore.errors import CorruptChunkError, UnsupportedFormatError
 from imgstore.storage import FsspecStorage, LocalStorage
+from conftest import bgr2gray_reference
 
 H, W = 96, 128
 REF = os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, "shared", "reference_stores")
@@ -181,11 +182,26 @@ def test_gray_file_read_as_color_and_color_file_read_as_gray(storage):
             np.testing.assert_array_equal(rg.read(p), bgr_to_gray(rc.read(p)))
 
 
-def test_bgr_to_gray_is_opencv_fixed_point():
-    bgr = np.random.default_rng(0).integers(0, 256, (37, 41, 3), dtype=np.uint8)
-    b, g, r = (bgr[..., i].astype(np.int64) for i in range(3))
-    want = (r * 4899 + g * 9617 + b * 1868 + 8192) >> 14
-    np.testing.assert_array_equal(bgr_to_gray(bgr), want.astype(np.uint8))
+def test_bgr_to_gray_is_opencv_bgr2gray_for_every_colour():
+    # every one of the 2**24 BGR colours, against OpenCV itself where it is installed and against the
+    # 15-bit fixed-point formula OpenCV 4.x uses (the 14-bit variant differs for 43864 colours)
+    v = np.arange(1 << 24, dtype=np.uint32)
+    bgr = np.stack([(v >> 16) & 255, (v >> 8) & 255, v & 255], -1).astype(np.uint8).reshape(4096, 4096, 3)
+    got = bgr_to_gray(bgr)
+    np.testing.assert_array_equal(got, bgr2gray_reference(bgr))
+    cv2 = pytest.importorskip("cv2")
+    np.testing.assert_array_equal(got, cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY))
+
+
+def test_bgr_to_gray_16bit_and_strided_input():
+    rng = np.random.default_rng(0)
+    bgr16 = rng.integers(0, 65536, (37, 41, 3), dtype=np.uint16)
+    b, g, r = (bgr16[..., i].astype(np.int64) for i in range(3))
+    want = (r * 9798 + g * 19235 + b * 3735 + 16384) >> 15
+    np.testing.assert_array_equal(bgr_to_gray(bgr16), want.astype(np.uint16))
+    bgr = rng.integers(0, 256, (40, 60, 3), dtype=np.uint8)
+    view = bgr[::2, 5:50]  # not contiguous
+    np.testing.assert_array_equal(bgr_to_gray(view), bgr2gray_reference(view))
 
 
 def test_x264_gray_samples_are_not_range_stretched(storage):
@@ -557,6 +573,88 @@ def test_read_many_decodes_each_gop_once(storage):
         assert r.frames_decoded <= 100  # never more than one pass over the chunk
         frames[-1][0, 0] = 7  # repeats are separate arrays
         assert frames[-2][0, 0] != 7 or barcode(5)[0, 0] == 7
+
+
+def _opencv_style_chunk(storage, key, n=100, h=H, w=W, **options):
+    """A chunk like those the original imgstore (OpenCV) writes: x264 defaults with B-frames, one
+    keyframe for the whole chunk, one slice per frame, yuv420p from BGR."""
+    with av.open(storage.local_path(key), "w") as c:
+        st = c.add_stream("libx264", rate=25)
+        st.width, st.height, st.pix_fmt = w, h, "yuv420p"
+        st.codec_context.gop_size = 250
+        st.codec_context.thread_count = 1  # one slice per frame
+        st.codec_context.options = dict({"preset": "veryfast"}, **options)  # bframes=3
+        for i in range(n):
+            vf = av.VideoFrame.from_ndarray(barcode(i, h, w, color=True), format="bgr24")
+            vf.pts = i
+            for p in st.encode(vf):
+                c.mux(p)
+        for p in st.encode():
+            c.mux(p)
+    return key
+
+
+def _clustered(n, reads, seed=0):
+    """Positions within +-50 frames of a centre that wanders by up to 20 frames a step."""
+    rng = np.random.default_rng(seed)
+    centre, out = n // 2, []
+    for _ in range(reads):
+        centre = int(np.clip(centre + rng.integers(-20, 21), 0, n - 1))
+        out.append(int(np.clip(centre + rng.integers(-50, 51), 0, n - 1)))
+    return out
+
+
+def test_clustered_reads_of_a_one_keyframe_chunk_decode_each_frame_once(storage):
+    from imgstore.codecs.frame_cache import FrameCache
+
+    key = _opencv_style_chunk(storage, "a.mp4")
+    idx = load_packet_index(storage, key)
+    assert idx.is_key.sum() == 1 and np.any(np.diff(idx.pts) < 0)  # one GOP, B-frames reorder
+    picks = _clustered(100, 80)
+    with VideoChunkReader(storage, key, color=False) as r:  # the shared cache's default budget
+        for p in picks:
+            assert frame_number(r.read(p)) == p
+        # every frame decoded at most once: the walk goes on from where it stopped, frames passed
+        # on the way stay in the cache
+        assert r.seeks == 0 and r.frames_decoded <= 100
+    tiny = FrameCache(max_bytes=4 * H * W * 3 // 2)  # four frames
+    with VideoChunkReader(storage, key, color=False, cache=tiny) as r:
+        for p in picks:
+            assert frame_number(r.read(p)) == p
+        assert r.seeks > 10 and r.frames_decoded > 500  # what a budget too small for a GOP costs
+        assert tiny.nbytes <= tiny.max_bytes
+
+
+def test_one_slice_h264_walks_on_frame_threads_sliced_h264_on_slice_threads(storage):
+    from imgstore.codecs.video_packets import h264_slice_count
+
+    _opencv_style_chunk(storage, "one.mp4", n=60)
+    _opencv_style_chunk(storage, "three.mp4", n=60, slices="3")
+    _opencv_style_chunk(storage, "short-gop.mp4", n=60, g="20")
+    for key, slices, frame_threads in (("one.mp4", 1, True), ("three.mp4", 3, False),
+                                       ("short-gop.mp4", 1, False)):
+        idx = load_packet_index(storage, key)
+        with open(storage.local_path(key), "rb") as f:
+            data = f.read()
+        counts = {h264_slice_count(idx.extradata, data[a:a + n]) for a, n in zip(idx.payload, idx.size)}
+        assert counts == {slices}
+        with VideoChunkReader(storage, key, color=True) as r:
+            for p in (17, 3, 59, 0, 40):
+                assert frame_number(r.read(p)) == p
+            assert r._frame_threads is frame_threads
+
+
+def test_h264_slice_count_annex_b_and_bad_input():
+    from imgstore.codecs.video_packets import h264_slice_count
+
+    nal = lambda t, n=5: bytes([t]) + bytes(range(1, n))  # noqa: E731
+    annexb = b"\x00\x00\x00\x01" + nal(9) + b"\x00\x00\x01" + nal(0x65) + b"\x00\x00\x01" + nal(0x65)
+    assert h264_slice_count(b"", annexb) == 2
+    avcc = b"\x01\x64\x00\x1f\xff" + b"\x00" * 8
+    packet = b"".join(len(x).to_bytes(4, "big") + x for x in (nal(6), nal(0x41), nal(0x41), nal(0x41)))
+    assert h264_slice_count(avcc, packet) == 3
+    assert h264_slice_count(avcc, packet[:-2]) is None  # a length running past the end
+    assert h264_slice_count(avcc, b"") is None
 
 
 # ------------------------------------------------------------------ remote storage

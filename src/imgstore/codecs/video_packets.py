@@ -237,6 +237,37 @@ def h264_chroma_format(extradata: bytes) -> int | None:
         return None
 
 
+def h264_slice_count(extradata: bytes, packet: bytes) -> int | None:
+    """Coded slices (NAL units of type 1 or 5) in one H.264 access unit, None if it cannot be parsed.
+
+    *packet* is length-prefixed (avcC *extradata*, as in MP4 and Matroska) or Annex B (start codes).
+    """
+    try:
+        data = bytes(packet)
+        ext = bytes(extradata or b"")
+        types = []
+        if ext[:1] == b"\x01" and len(ext) > 4:  # avcC: NAL units prefixed by their length
+            n = (ext[4] & 3) + 1
+            i = 0
+            while i + n <= len(data):
+                ln = int.from_bytes(data[i:i + n], "big")
+                if ln <= 0 or i + n + ln > len(data):
+                    return None
+                types.append(data[i + n] & 0x1F)
+                i += n + ln
+            if i != len(data):
+                return None
+        else:
+            i = data.find(b"\x00\x00\x01")
+            while i >= 0 and i + 3 < len(data):
+                types.append(data[i + 3] & 0x1F)
+                i = data.find(b"\x00\x00\x01", i + 3)
+        count = sum(1 for t in types if t in (1, 5))
+        return count or None
+    except (IndexError, ValueError, TypeError):
+        return None
+
+
 # --------------------------------------------------------------------------------------------
 # bytes
 

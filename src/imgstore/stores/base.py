@@ -6,6 +6,7 @@ import datetime
 import logging
 import os
 import posixpath
+import threading
 import time
 from typing import Any, Iterator
 
@@ -30,6 +31,57 @@ from ..storage.remote import is_url
 log = logging.getLogger("imgstore")
 
 FrameMeta = tuple[int, float]
+
+
+class _ChunkFinish:
+    """Finishing one written chunk: close its writer, log its last frames, write its ``.npz`` index,
+    close its extra data, remove its frame log (in that order: a reader always finds every frame in
+    the frame log or the index)."""
+
+    def __init__(self, store: "ImgStore", writer, frame_log: FrameLog, extra, chunk_n: int,
+                 frame_numbers: list, frame_times: list) -> None:
+        self.store = store
+        self.writer = writer
+        self.frame_log = frame_log
+        self.extra = extra
+        self.chunk_n = chunk_n
+        self.fn = frame_numbers
+        self.ft = frame_times
+        self.error: BaseException | None = None
+        self.thread: threading.Thread | None = None
+
+    def run(self) -> None:
+        try:
+            s = self.store
+            if self.writer is not None:
+                self.writer.close()
+            logged = self.frame_log.count
+            if len(self.fn) > logged:
+                self.frame_log.append(self.fn[logged:], self.ft[logged:])
+            write_chunk_index(s._storage, s._layout.index_base(self.chunk_n), self.fn, self.ft,
+                              store_md=s._md.store)
+            if self.extra is not None:
+                self.extra.close()
+            self.frame_log.close(remove=True)  # the .npz now holds it all: the original's layout
+        except BaseException as e:  # noqa: BLE001 - raised by raise_if_failed
+            self.error = e
+
+    def start(self) -> None:
+        # not a daemon: an interpreter that exits without close() still finishes the chunk
+        self.thread = threading.Thread(target=self.run, name=f"imgstore-finish-chunk-{self.chunk_n}")
+        self.thread.start()
+
+    def done(self) -> bool:
+        return self.thread is None or not self.thread.is_alive()
+
+    def join(self) -> None:
+        if self.thread is not None:
+            self.thread.join()
+
+    def raise_if_failed(self) -> None:
+        if self.error is not None:
+            e, self.error = self.error, None
+            raise e
 
 
 class ImgStore:
@@ -249,6 +301,7 @@ class ImgStore:
         self._chunk_ft: list[float] = []
         self._writer = None
         self._extra: _xd.ExtraDataWriter | None = None
+        self._finishing: _ChunkFinish | None = None
         self._last_index_flush = time.monotonic()
         self._frame_min = np.nan
         self._frame_max = np.nan
@@ -299,24 +352,38 @@ class ImgStore:
     def _new_chunk_writer(self, chunk_n: int):  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def _log_durable_frames(self, upto: int | None = None) -> None:
+    def _log_durable_frames(self) -> None:
         """Append frame-log records for the frames the codec has completed on disk."""
-        done = self._writer.durable_count() if upto is None else upto
+        done = self._writer.durable_count()
         logged = self._frame_log.count
         if done > logged:
             self._frame_log.append(self._chunk_fn[logged:done], self._chunk_ft[logged:done])
 
-    def _finish_chunk(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
-        self._log_durable_frames(len(self._chunk_fn))
-        write_chunk_index(self._storage, self._layout.index_base(self._chunk_n), self._chunk_fn, self._chunk_ft,
-                          store_md=self._md.store)
-        if self._extra is not None:
-            self._extra.close()
-            self._extra = None
-        self._frame_log.close(remove=True)  # the .npz now holds it all: the original's layout
+    def _finish_chunk(self, wait: bool = True) -> None:
+        """Close the chunk being written: its file(s) complete, its ``.npz`` index written, its frame log gone.
+
+        *wait* False: done on a background thread while the next chunk takes frames (a video
+        encoder draining its queue and a remux take 0.05-0.2 s); at most one chunk finishes at a
+        time, and its errors are raised by the next ``add_image``, ``flush`` or ``close``.
+        """
+        self._wait_finishing()
+        job = _ChunkFinish(self, self._writer, self._frame_log, self._extra, self._chunk_n,
+                           self._chunk_fn, self._chunk_ft)
+        self._writer = self._extra = None
+        if wait:
+            job.run()
+            job.raise_if_failed()
+        else:
+            self._finishing = job
+            job.start()
+
+    def _wait_finishing(self) -> None:
+        """Wait for the chunk finishing in the background, if any; raise what it failed with."""
+        job = self._finishing
+        if job is not None:
+            self._finishing = None
+            job.join()
+            job.raise_if_failed()
 
     def _coerce_image(self, img: np.ndarray) -> np.ndarray:
         img = np.asarray(img)
@@ -341,6 +408,8 @@ class ImgStore:
     def add_image(self, img: np.ndarray, frame_number, frame_time) -> None:
         """Append a frame with its frame number and time."""
         self._require_write()
+        if self._finishing is not None and self._finishing.done():
+            self._wait_finishing()  # the previous chunk is finished: raise if that failed
         fn = as_int_scalar(frame_number, "frame_number")
         if fn is None:
             raise ValueError(f"frame_number {frame_number!r} is not an integer")
@@ -369,22 +438,27 @@ class ImgStore:
         self._frame_n += 1
 
         if self._frame_n % self._chunksize == 0:
-            self._finish_chunk()
+            self._finish_chunk(wait=False)
             self._start_chunk(self._chunk_n + 1)
         else:
             self._log_durable_frames()
             if time.monotonic() - self._last_index_flush >= self.index_flush_interval:
-                self.flush()
+                self._sync_durable()
 
-    def flush(self) -> None:
-        """Make every frame added so far durable (on disk and in the frame log) and visible to readers."""
-        self._require_write()
-        self._writer.flush()
+    def _sync_durable(self) -> None:
+        """Log and fsync what is complete on disk now, without waiting for queued frames."""
         self._log_durable_frames()
         self._frame_log.sync()
         if self._extra is not None:
             self._extra.sync()
         self._last_index_flush = time.monotonic()
+
+    def flush(self) -> None:
+        """Make every frame added so far durable (on disk and in the frame log) and visible to readers."""
+        self._require_write()
+        self._wait_finishing()
+        self._writer.flush()
+        self._sync_durable()
 
     def add_extra_data(self, **data) -> None:
         """Store JSON-serialisable values tagged with the last added frame."""
@@ -407,7 +481,10 @@ class ImgStore:
         """Finish writing (write mode) and release files."""
         if self._mode == "w":
             if not self._closed:
-                self._finish_chunk()
+                try:
+                    self._finish_chunk()
+                finally:
+                    self._wait_finishing()
                 self._release_lock()
                 self._closed = True
                 if save_index:
@@ -419,6 +496,7 @@ class ImgStore:
         """Delete every frame written so far and start again at chunk 0."""
         if self._mode != "w":
             raise UnsupportedFormatError("can only empty stores for writing")
+        self._wait_finishing()
         if self._writer is not None:
             self._writer.close()
             self._writer = None

@@ -169,9 +169,9 @@ class VideoImgStore(ImgStore):
     def _new_chunk_writer(self, chunk_n: int):
         return _LazyVideoWriter(self, chunk_n)
 
-    def _finish_chunk(self) -> None:
+    def _finish_chunk(self, wait: bool = True) -> None:
         self._prev_chunk_times = list(self._chunk_ft[-1000:])
-        super()._finish_chunk()
+        super()._finish_chunk(wait)
 
     def _delete_chunk(self, chunk_n: int) -> None:
         super()._delete_chunk(chunk_n)
@@ -240,9 +240,12 @@ class VideoImgStore(ImgStore):
     def supports_format(cls, fmt: str) -> bool:
         if not isinstance(fmt, str):
             return False
-        video = _video()
+        try:
+            video = _video()
+        except ImportError:
+            return False
         name = video.FORMAT_ALIASES.get(fmt.lower(), fmt.lower())
-        return name in cls.supported_formats()
+        return name in video.VIDEO_FORMATS and video.format_is_writable(name)  # probes this format only
 
     @property
     def lossless(self) -> bool:
