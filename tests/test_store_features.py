@@ -215,6 +215,32 @@ def test_a_chunk_finished_in_the_background_reports_failure_and_keeps_its_frames
     assert [read_frame_number(r.get_image(i)[0]) for i in range(12)] == list(range(12))
 
 
+@pytest.mark.parametrize("fmt", ["npy", "h264/mkv"])
+def test_close_finishes_the_last_chunk_when_the_one_before_failed(tmp_path, monkeypatch, fmt):
+    import time
+
+    import imgstore.stores.base as base
+
+    path = str(tmp_path / "s")
+    real = base.write_chunk_index
+
+    def slow_disk_full(storage, key, *a, **kw):
+        if key.startswith("000000"):
+            time.sleep(0.5)  # still finishing when close() comes
+            raise OSError(28, "No space left on device")
+        return real(storage, key, *a, **kw)
+
+    monkeypatch.setattr(base, "write_chunk_index", slow_disk_full)
+    s = imgstore.new_for_format(fmt, basedir=path, imgshape=SHAPE, imgdtype=np.uint8, chunksize=5)
+    for i in range(8):
+        s.add_image(make_frame(i, SHAPE), i, 1000.0 + i / 30)
+    with pytest.raises(OSError, match="No space"):
+        s.close()
+    assert os.path.exists(os.path.join(path, s._layout.index_base(1) + ".npz"))  # chunk 1 finished anyway
+    r = imgstore.new_for_filename(path)
+    assert [read_frame_number(r.get_image(i)[0]) for i in range(r.frame_count)] == list(range(8))
+
+
 def test_close_waits_for_every_chunk(tmp_path):
     path = write_store(tmp_path / "s", "h264/mkv", range(30), chunksize=10)
     names = sorted(os.listdir(path))

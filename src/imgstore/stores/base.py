@@ -364,18 +364,22 @@ class ImgStore:
 
         *wait* False: done on a background thread while the next chunk takes frames (a video
         encoder draining its queue and a remux take 0.05-0.2 s); at most one chunk finishes at a
-        time, and its errors are raised by the next ``add_image``, ``flush`` or ``close``.
+        time, and its errors are raised by the next ``add_image``, ``flush`` or ``close``. This
+        chunk is finished even when the previous one failed; that failure is raised afterwards.
         """
-        self._wait_finishing()
-        job = _ChunkFinish(self, self._writer, self._frame_log, self._extra, self._chunk_n,
-                           self._chunk_fn, self._chunk_ft)
-        self._writer = self._extra = None
+        try:
+            self._wait_finishing()
+        finally:
+            job = _ChunkFinish(self, self._writer, self._frame_log, self._extra, self._chunk_n,
+                               self._chunk_fn, self._chunk_ft)
+            self._writer = self._extra = None
+            if wait:
+                job.run()
+            else:
+                self._finishing = job
+                job.start()
         if wait:
-            job.run()
-            job.raise_if_failed()
-        else:
-            self._finishing = job
-            job.start()
+            job.raise_if_failed()  # a job in the background reports at the next add_image / flush / close
 
     def _wait_finishing(self) -> None:
         """Wait for the chunk finishing in the background, if any; raise what it failed with."""
@@ -438,8 +442,10 @@ class ImgStore:
         self._frame_n += 1
 
         if self._frame_n % self._chunksize == 0:
-            self._finish_chunk(wait=False)
-            self._start_chunk(self._chunk_n + 1)
+            try:
+                self._finish_chunk(wait=False)
+            finally:
+                self._start_chunk(self._chunk_n + 1)  # the next frame has a chunk even if the last one failed
         else:
             self._log_durable_frames()
             if time.monotonic() - self._last_index_flush >= self.index_flush_interval:
@@ -481,10 +487,7 @@ class ImgStore:
         """Finish writing (write mode) and release files."""
         if self._mode == "w":
             if not self._closed:
-                try:
-                    self._finish_chunk()
-                finally:
-                    self._wait_finishing()
+                self._finish_chunk()
                 self._release_lock()
                 self._closed = True
                 if save_index:
