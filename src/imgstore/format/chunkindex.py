@@ -186,6 +186,11 @@ class FrameLog:
         self._fp.flush()  # in the OS: survives the process being killed
         self.count += len(rec)
 
+    def log_upto(self, frame_numbers, frame_times, n: int) -> None:
+        """Append the records ``count .. n-1`` of the chunk's lists of frame numbers and times."""
+        if n > self.count:
+            self.append(frame_numbers[self.count:n], frame_times[self.count:n])
+
     def sync(self) -> None:
         """Also survive a power cut (fsync)."""
         try:

@@ -55,9 +55,7 @@ class _ChunkFinish:
             s = self.store
             if self.writer is not None:
                 self.writer.close()
-            logged = self.frame_log.count
-            if len(self.fn) > logged:
-                self.frame_log.append(self.fn[logged:], self.ft[logged:])
+            self.frame_log.log_upto(self.fn, self.ft, len(self.fn))
             write_chunk_index(s._storage, s._layout.index_base(self.chunk_n), self.fn, self.ft,
                               store_md=s._md.store)
             if self.extra is not None:
@@ -354,10 +352,7 @@ class ImgStore:
 
     def _log_durable_frames(self) -> None:
         """Append frame-log records for the frames the codec has completed on disk."""
-        done = self._writer.durable_count()
-        logged = self._frame_log.count
-        if done > logged:
-            self._frame_log.append(self._chunk_fn[logged:done], self._chunk_ft[logged:done])
+        self._frame_log.log_upto(self._chunk_fn, self._chunk_ft, self._writer.durable_count())
 
     def _finish_chunk(self, wait: bool = True) -> None:
         """Close the chunk being written: its file(s) complete, its ``.npz`` index written, its frame log gone.
