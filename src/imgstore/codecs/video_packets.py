@@ -68,14 +68,15 @@ def direct_decodable(index) -> bool:
     return True
 
 
-def make_decoder(index, *, threads: int = 0, thread_type: str = "SLICE"):
-    """A bare decoder for the packets of chunk *index*, set up as the demuxer would set it up."""
+def make_decoder(index, *, threads: int = 0, thread_type: str = "SLICE", dims: bool = True):
+    """A bare decoder for the packets of chunk *index*, set up as the demuxer would set it up
+    (*dims* False: without the frame size, for pictures of another size such as JPEG bands)."""
     import av
 
     cc = av.CodecContext.create(index.codec, "r")
     if index.extradata:
         cc.extradata = index.extradata
-    if index.width and index.height:
+    if dims and index.width and index.height:
         cc.width, cc.height = int(index.width), int(index.height)
     if index.pix_fmt:
         try:

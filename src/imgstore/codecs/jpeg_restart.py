@@ -1,0 +1,161 @@
+"""Cut a JPEG into horizontal bands at its restart markers, so that the bands decode in parallel.
+
+A JPEG whose scan has restart markers (a ``DRI`` segment) resets its entropy
+decoder at each marker: the MCU rows after a marker decode without the bytes
+before it. :func:`restart_bands` turns such a JPEG into up to *k* smaller,
+complete JPEGs (the same tables, a shorter frame height, the scan bytes of
+their rows, restart markers renumbered from 0); decoded and stacked, their
+pixels are the whole picture's, bit for bit (the decoder's IDCT works block by
+block and no band shares a block with another). FFmpeg's MJPEG encoder writes a
+marker after every MCU row when it encodes on slice threads, which is how the
+``mjpeg/avi`` format writes (see :mod:`.video`).
+
+Only bytes are handled here: no pixels, no decoder.
+"""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+
+_SOI, _EOI, _SOS, _DRI, _DNL = 0xD8, 0xD9, 0xDA, 0xDD, 0xDC
+_RST0, _RST7 = 0xD0, 0xD7
+#: baseline and extended sequential Huffman-coded DCT: the frames whose scans restart markers cut
+_SEQUENTIAL_SOF = (0xC0, 0xC1)
+#: other frame types (progressive, lossless, arithmetic, hierarchical): never cut
+_OTHER_SOF = {0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+
+
+class _Layout:
+    __slots__ = ("header", "sof_at", "height", "mcu_h", "mcus_x", "mcus_y", "interval", "scan_at")
+
+
+def _layout(b: bytes) -> _Layout | None:
+    """The header segments of one JPEG, up to its (single) scan; None if it is not one that can be cut."""
+    n = len(b)
+    if n < 4 or b[0] != 0xFF or b[1] != _SOI:
+        return None
+    lay = _Layout()
+    lay.sof_at = None
+    lay.interval = 0
+    comps = None
+    i = 2
+    while i + 4 <= n:
+        if b[i] != 0xFF:
+            return None
+        m = b[i + 1]
+        if m == 0xFF:  # fill byte
+            i += 1
+            continue
+        if m == 0x01 or _RST0 <= m <= _RST7:
+            i += 2
+            continue
+        (ln,) = struct.unpack_from(">H", b, i + 2)
+        end = i + 2 + ln
+        if ln < 2 or end > n:
+            return None
+        if m in _OTHER_SOF or m == _DNL:
+            return None
+        if m in _SEQUENTIAL_SOF:
+            if lay.sof_at is not None or ln < 8:
+                return None
+            lay.sof_at = i
+            lay.height, width, nf = struct.unpack_from(">HHB", b, i + 5)
+            if ln != 8 + 3 * nf or nf < 1 or lay.height == 0 or width == 0:
+                return None
+            comps = [(b[i + 11 + 3 * c] >> 4, b[i + 11 + 3 * c] & 15) for c in range(nf)]
+            if any(h < 1 or v < 1 for h, v in comps):
+                return None
+        elif m == _DRI:
+            if ln != 4:
+                return None
+            (lay.interval,) = struct.unpack_from(">H", b, i + 4)
+        elif m == _SOS:
+            if lay.sof_at is None or lay.interval == 0:
+                return None
+            ns = b[i + 4]
+            if ns == len(comps):
+                hmax = max(h for h, _ in comps)
+                vmax = max(v for _, v in comps)
+            elif ns == 1 and len(comps) == 1:
+                hmax = vmax = 1  # one component, not interleaved: an MCU is one 8x8 block
+            else:
+                return None  # a scan of some of the components: more scans follow
+            lay.mcu_h = 8 * vmax
+            lay.mcus_x = -(-width // (8 * hmax))
+            lay.mcus_y = -(-lay.height // lay.mcu_h)
+            lay.scan_at = end
+            lay.header = b[:end]
+            return lay
+        i = end
+    return None
+
+
+def restart_bands(data: bytes, k: int) -> list[tuple[bytes, int]] | None:
+    """Up to *k* JPEGs, each of whole MCU rows of the baseline JPEG *data*, top to bottom, with the
+    first row (in pixels) of each: ``[(jpeg, row), ...]``.
+
+    None where *data* cannot be cut: no restart markers, not baseline or
+    extended sequential Huffman DCT, more than one scan, restart markers not
+    where the restart interval puts them (numbered out of order, missing,
+    extra), anything but padding after the end of the image, or no marker at
+    the end of an MCU row.
+    """
+    if k < 2:
+        return None
+    lay = _layout(data)
+    if lay is None:
+        return None
+    a = np.frombuffer(data, np.uint8)
+    s0 = lay.scan_at
+    ff = np.flatnonzero(a[s0:-1] == 0xFF) + s0
+    code = a[ff + 1]
+    keep = (code != 0) & (code != 0xFF)  # stuffed bytes and fill bytes are not markers
+    ff, code = ff[keep], code[keep]
+    ends = np.flatnonzero(code == _EOI)
+    if len(ends) == 0:
+        return None
+    e = int(ends[0])
+    eoi = int(ff[e])
+    if np.any((code[:e] < _RST0) | (code[:e] > _RST7)):
+        return None  # another marker inside the scan (DNL, a second scan, ...)
+    if e + 1 < len(code) and np.any(code[e + 1:] == _SOI):
+        return None  # a second image in the same packet (interlaced fields)
+    rst = ff[:e]
+    mcus = lay.mcus_x * lay.mcus_y
+    intervals = -(-mcus // lay.interval)
+    if len(rst) != intervals - 1:
+        return None
+    if np.any(code[:e] != _RST0 + (np.arange(e) % 8)):
+        return None
+    # marker j ends interval j; it ends an MCU row where (j + 1) * interval is a multiple of the row
+    first_mcu = (np.arange(len(rst), dtype=np.int64) + 1) * lay.interval
+    at_row = np.flatnonzero(first_mcu % lay.mcus_x == 0)
+    if len(at_row) == 0:
+        return None
+    rows = first_mcu[at_row] // lay.mcus_x  # MCU row that starts after each usable marker
+    cuts: list[int] = []  # indexes into at_row
+    for j in range(1, k):
+        c = int(np.argmin(np.abs(rows - j * lay.mcus_y / k)))
+        if (not cuts or c > cuts[-1]) and 0 < rows[c] < lay.mcus_y:
+            cuts.append(c)
+    if not cuts:
+        return None
+    bands = []
+    starts = [0] + [int(rows[c]) for c in cuts]
+    begins = [s0] + [int(rst[at_row[c]]) + 2 for c in cuts]
+    finishes = [int(rst[at_row[c]]) for c in cuts] + [eoi]
+    for j, (r0, lo, hi) in enumerate(zip(starts, begins, finishes)):
+        last = j == len(starts) - 1
+        h = lay.height - r0 * lay.mcu_h if last else (starts[j + 1] - r0) * lay.mcu_h
+        header = bytearray(lay.header)
+        struct.pack_into(">H", header, lay.sof_at + 5, h)
+        scan = np.frombuffer(data, np.uint8, hi - lo, lo).copy()
+        inner = rst[(rst >= lo) & (rst < hi)] - lo
+        scan[inner + 1] = _RST0 + (np.arange(len(inner)) % 8)
+        bands.append((bytes(header) + scan.tobytes() + b"\xff\xd9", r0 * lay.mcu_h))
+    return bands
+
+
+__all__ = ["restart_bands"]
