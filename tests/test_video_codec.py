@@ -266,13 +266,16 @@ def test_fps_time_base_and_gop(storage):
     assert np.flatnonzero(idx.is_key).tolist()[:2] == [0, DEFAULT_GOP]
 
 
-def test_write_copies_the_frame(storage):
-    buf = barcode(1)
-    with VideoChunkWriter(storage, "a.avi", "mjpeg/avi", (H, W)) as w:
+@pytest.mark.parametrize("fmt, color", [("mjpeg/avi", False), ("h264/mkv", False), ("h264/mkv", True)])
+def test_write_copies_the_frame(storage, fmt, color):
+    # gray x264 input is copied; anything converted (gray -> yuvj420p, BGR -> yuv420p) is read in place
+    buf = barcode(1, color=color)
+    key = key_for(fmt)
+    with VideoChunkWriter(storage, key, fmt, buf.shape) as w:
         for i in range(20):
-            buf[...] = barcode(i)
+            buf[...] = barcode(i, color=color)
             w.write(buf)  # the caller reuses its buffer at once
-    with VideoChunkReader(storage, "a.avi", color=False) as r:
+    with VideoChunkReader(storage, key, color=color) as r:
         assert [frame_number(r.read(i)) for i in range(20)] == list(range(20))
 
 

@@ -730,12 +730,18 @@ class VideoChunkWriter(ChunkWriter):
         self.frames_written += 1
 
     def _to_frame(self, a: np.ndarray):
-        """The encoder's input frame for *a*, built on the caller's thread (a copy of *a*): the pixel
-        format conversion (BGR -> YUV 4:2:0) then overlaps with the encoding of earlier frames, and
-        640x480 BGR stores write at 710-750 instead of 540 fps on 2 cores."""
+        """The encoder's input frame for *a*, built on the caller's thread (never a view of *a*): the
+        pixel format conversion (BGR -> YUV 4:2:0) then overlaps with the encoding of earlier frames,
+        and 640x480 BGR stores write at 710-750 instead of 540 fps on 2 cores; converting from *a* in
+        place instead of from a copy of it: 764-849 -> 884-938 fps (7% less CPU per frame)."""
         import av
 
-        vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(a), format=self._in_fmt)
+        a = np.ascontiguousarray(a)
+        if self._in_fmt == self.pix_fmt:
+            vf = av.VideoFrame.from_ndarray(a, format=self._in_fmt)  # the copy the encoder thread takes
+        else:
+            # converted into a new frame right here: the caller's array is only read, not copied first
+            vf = av.VideoFrame.from_numpy_buffer(a, format=self._in_fmt)
         if self._full_range:
             vf.color_range = _RANGE_JPEG
         if vf.format.name != self.pix_fmt:
