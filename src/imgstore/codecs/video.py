@@ -1730,12 +1730,15 @@ class VideoChunkReader(ChunkReader):
         out = np.empty((h, w, 3) if self.color else (h, w), np.uint16 if self.dtype == np.uint16 else np.uint8)
         tops = [top for _, top in bands] + [h]
         ex = _decode_executor()
-        futs = [ex.submit(self._decode_band, jpeg, tops[j], tops[j + 1], out)
+        futs = [(j, ex.submit(self._decode_band, jpeg, tops[j], tops[j + 1], out))
                 for j, (jpeg, _) in enumerate(bands) if j]
+        done = []
         try:
-            done = [self._decode_band(bands[0][0], 0, tops[1], out)]
+            done.append(self._decode_band(bands[0][0], 0, tops[1], out))
         finally:
-            done += [f.result() for f in futs]
+            for j, f in futs:
+                # a band no thread has started yet is decoded here (the pool may be busy, or slow to wake)
+                done.append(self._decode_band(bands[j][0], tops[j], tops[j + 1], out) if f.cancel() else f.result())
         if any(fr is None for fr, _ in done):
             self._bands = False
             return None
