@@ -1211,7 +1211,7 @@ class _IntraAhead:
         ex = _decode_executor()
         stop = min(r._n, p + self.depth)
         for q in range(max(p, self.next), stop):
-            if q not in self.futs and not r._cached(q):
+            if q not in self.futs:  # intra-only frames are never cached
                 self.futs[q] = ex.submit(r._decode_intra, q)
         self.next = max(self.next, stop)
 
