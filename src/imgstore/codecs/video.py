@@ -935,6 +935,7 @@ _SEQ_BATCH_BYTES = 4 << 20
 _READ_AHEAD_IDLE = 5.0
 
 
+@functools.cache
 def _decode_workers() -> int:
     return max(1, min(os.cpu_count() or 1, 4))
 
