@@ -140,6 +140,34 @@ def test_not_cut():
     assert restart_bands(with_rst + b"\x00" * 7, 2) is not None
 
 
+def test_plans_of_several_headers(monkeypatch):
+    """Cutting plans are kept per header (the last few): JPEGs of more headers than that, taken in
+    turn, are cut as a fresh cut would, and a JPEG with a known header but a broken scan is not cut."""
+    from imgstore.codecs import jpeg_restart
+
+    jpegs = [ffmpeg_jpeg(picture(h, w, seed=h), fmt) for h, w, fmt in
+             [(96, 128, "yuvj420p"), (96, 128, "yuvj444p"), (64, 96, "yuvj420p"), (48, 160, "yuvj422p"),
+              (80, 64, "yuvj420p"), (120, 40, "yuvj444p")]]
+    jpegs.append(pillow_jpeg(picture(96, 128, seed=9), restart_marker_rows=1))
+    fresh = {}
+    for i, j in enumerate(jpegs):
+        for k in (2, 3):
+            monkeypatch.setattr(jpeg_restart, "_recent_plans", ())
+            fresh[i, k] = restart_bands(j, k)
+            assert fresh[i, k] is not None
+    for _ in range(3):
+        for i, j in enumerate(jpegs):
+            for k in (3, 2):
+                assert restart_bands(j, k) == fresh[i, k]
+    assert len(jpeg_restart._recent_plans) < len(jpegs)  # bounded
+    broken = bytearray(jpegs[0])
+    i = broken.index(b"\xff\xd2")
+    del broken[i:i + 2]  # one restart marker gone
+    restart_bands(jpegs[0], 2)  # its header's plan is at hand
+    assert restart_bands(bytes(broken), 2) is None
+    assert_bands_decode_whole(jpegs[0], 2)
+
+
 def test_flipped_bytes_never_raise():
     jpeg = ffmpeg_jpeg(picture(64, 96, seed=6))
     rng = np.random.default_rng(7)

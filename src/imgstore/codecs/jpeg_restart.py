@@ -92,6 +92,13 @@ def _layout(b: bytes) -> _Layout | None:
     return None
 
 
+#: the first band's share against each other band's: it is decoded by the caller, which starts on it
+#: before a pool thread has woken up for the next one and collects the others after it (640x480 BGR,
+#: 2 threads, 16 + 14 MCU rows against 15 + 15: random reads 6-11% faster; 1280x1024 gray, 68 + 60
+#: against 64 + 64: the same)
+_FIRST_BAND_WEIGHT = 8 / 7
+
+
 class _Plan:
     """How JPEGs that begin with *header* are cut into bands: everything but the scan's bytes."""
 
@@ -113,10 +120,9 @@ def _plan(data: bytes, k: int) -> _Plan | None:
         return None
     rows = first_mcu[at_row] // lay.mcus_x  # MCU row that starts after each usable marker
     cuts: list[int] = []  # indexes into at_row
+    w0 = _FIRST_BAND_WEIGHT
     for j in range(1, k):
-        # the first band is the caller's: it starts before the pool's threads wake up, and it is not
-        # waited for after the others, so it gets one MCU row more (640x480 BGR reads: 4-6% faster)
-        c = int(np.argmin(np.abs(rows - 1 - j * (lay.mcus_y - 1) / k)))
+        c = int(np.argmin(np.abs(rows - lay.mcus_y * (w0 + j - 1) / (w0 + k - 1))))
         if (not cuts or c > cuts[-1]) and 0 < rows[c] < lay.mcus_y:
             cuts.append(c)
     if not cuts:
