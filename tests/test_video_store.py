@@ -155,3 +155,28 @@ def test_original_compatible_files(tmp_path, fmt):
         assert z["frame_number"].dtype == np.int64 and z["frame_time"].dtype == np.float64
         assert str(z["extension"]) == ext and str(z["class"]) == "VideoImgStore"
     assert not any(n.endswith(".frames") for n in names)  # frame logs are gone after close
+
+
+@pytest.mark.parametrize("fmt", ["mjpeg/avi", "ffv1/mkv"])
+def test_reading_on_into_the_next_chunk_decodes_it_ahead(tmp_path, fmt):
+    # intra-only chunks: crossing into a chunk by reading on starts its read-ahead at its first frame,
+    # instead of at its second read; a jump to the first frame of a chunk starts nothing
+    path, numbers, _ = write(tmp_path / "s", fmt, n=35, chunksize=10)
+    s = imgstore.new_for_filename(path)
+    got = []
+    for i in range(35):
+        img, (fn, _) = s.get_next_image()
+        assert read_frame_number(img) == fn == numbers[i]
+        got.append(fn)
+        if i in (10, 20):
+            r = s._readers[i // 10]
+            assert r._ahead is not None and r._ahead.expects(1)  # frames 1.. already under way
+    assert got == numbers
+    s.close()
+    s = imgstore.new_for_filename(path)
+    img, (fn, _) = s.get_image(numbers[20])
+    assert read_frame_number(img) == fn == numbers[20] and s._readers[2]._ahead is None
+    s.get_image(numbers[9])
+    img, (fn, _) = s.get_next_image()  # reading on from the last frame of chunk 0
+    assert fn == numbers[10] and s._readers[1]._ahead is not None
+    s.close()

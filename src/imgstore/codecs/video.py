@@ -1487,6 +1487,18 @@ class VideoChunkReader(ChunkReader):
             return self._read_direct(p)
         return self._convert(self._get_frame(p))
 
+    def read_ahead_from(self, position: int) -> None:
+        """Start decoding the frames from *position* on in the background, for a sequential read
+        arriving there (a store reading on from the chunk before). Intra-only chunks read
+        packet-direct; any other chunk starts reading ahead at its second sequential read."""
+        with self._lock:
+            p = int(position)
+            if self._closed or not self.direct or not self._intra or not self.read_ahead \
+                    or self._ahead is not None or not 0 <= p < self._n - 2:
+                return  # (a position out of range is for the read to report)
+            self._ahead = _IntraAhead(self)
+            self._ahead.fill(p)
+
     def read_many(self, positions: Sequence[int]) -> list[np.ndarray]:
         """Frames at *positions* (any order, repeats allowed); each GOP is decoded at most once.
 

@@ -602,7 +602,22 @@ class ImgStore:
         nxt = self._cursor + 1
         if nxt >= self._index.frame_count:
             raise EndOfStoreError(f"{self._basedir}: end of store ({self._index.frame_count} frames)")
+        if nxt:
+            self._read_on_into(nxt)
         return self._read_frame(nxt)
+
+    def _read_on_into(self, i: int) -> None:
+        """Reading on to frame *i*: if it is the first of a chunk, that chunk's reader can start
+        decoding ahead at once (see ``read_ahead_from``), not at its second read."""
+        chunk_n, pos = self._index.locate(i)
+        if pos:
+            return
+        try:
+            start = getattr(self._chunk_reader(chunk_n), "read_ahead_from", None)
+            if start is not None:
+                start(0)
+        except Exception as e:  # noqa: BLE001 - the read of frame i reports what is wrong with that chunk
+            log.debug("%s: chunk %d not read ahead: %s", self._basedir, chunk_n, e)
 
     def get_next_framenumber(self) -> int:
         """Frame number of the frame :meth:`get_next_image` would return."""
