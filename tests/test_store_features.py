@@ -290,3 +290,17 @@ def test_reader_process_follows_a_writer_process(tmp_path, fmt):
     assert [int(a) for a, _, _ in rows] == list(range(1000, 1000 + n))  # every frame, in order
     assert all(a == b for a, b, _ in rows)  # pixels match the frame number: nothing torn
     assert any(state == "live" for _, _, state in rows)  # ... and most arrived while recording
+
+
+def test_open_chunk_readers_are_closed_least_recently_used_first(tmp_path):
+    with imgstore.new_for_format("npy", basedir=str(tmp_path / "s"), imgshape=(48, 64), imgdtype=np.uint8,
+                                 chunksize=5) as w:
+        for i in range(30):
+            w.add_image(make_frame(i, (48, 64)), i, 1000.0 + i)
+    s = imgstore.new_for_filename(str(tmp_path / "s"))
+    assert s._max_open_readers == 4
+    for c in (0, 1, 2, 3, 0, 4):  # chunk 0 is used again before chunk 4 needs a place
+        img, (fn, _) = s.get_image(5 * c + 2)
+        assert read_frame_number(img) == fn == 5 * c + 2
+    assert list(s._readers) == [2, 3, 0, 4]  # chunk 1 went, not chunk 0
+    s.close()

@@ -94,7 +94,7 @@ class ImgStore:
     _supported_modes = "rw"
     FRAME_MD = ("frame_number", "frame_time")
 
-    #: chunk readers kept open (each holds its decoder and frame cache)
+    #: chunk readers kept open (each holds its decoder and frame cache), the least recently used closed first
     _max_open_readers = 4
 
     #: seconds between fsyncs of the chunk being written (its frame log is in the OS after every frame)
@@ -532,14 +532,14 @@ class ImgStore:
             raise UnsupportedFormatError("store is closed")
 
     def _chunk_reader(self, chunk_n: int):
-        r = self._readers.get(chunk_n)
+        r = self._readers.pop(chunk_n, None)
         if r is None:
             if len(self._readers) >= self._max_open_readers:
-                old_n, old = next(iter(self._readers.items()))
+                old_n, old = next(iter(self._readers.items()))  # the least recently used
                 old.close()
                 del self._readers[old_n]
             r = self._new_chunk_reader(chunk_n)
-            self._readers[chunk_n] = r
+        self._readers[chunk_n] = r  # most recently used last
         return r
 
     def _new_chunk_reader(self, chunk_n: int):  # pragma: no cover - abstract
