@@ -279,14 +279,14 @@ def test_one_encoder_thread_writes_no_markers(tmp_path, two_workers):
 
 
 def test_band_read_does_not_wait_for_a_busy_pool(tmp_path, two_workers):
-    # every pool thread is busy (another reader's read-ahead, say): the caller decodes all bands itself
+    # every band thread is busy (other threads' band reads, say): the caller decodes all bands itself
     import threading
 
     frames = barcode_frames(4, 96, 128, True)
     storage = write_chunk(tmp_path, frames, True)
     rd = VideoChunkReader(storage, "000000.avi", color=True, imgshape=(96, 128, 3), read_ahead=False)
     release = threading.Event()
-    ex = video_mod._decode_executor()
+    ex = video_mod._band_executor()
     blockers = [ex.submit(release.wait, 10) for _ in range(8)]
     safety = threading.Timer(10, release.set)
     safety.start()
