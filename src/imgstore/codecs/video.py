@@ -1270,7 +1270,7 @@ class VideoChunkReader(ChunkReader):
     takes the decoder over, intra-only codecs (MJPEG, FFV1) on a pool of
     threads with a decoder each. Intra-only frames are not cached (a read is
     one decode); a single MJPEG frame with restart markers is decoded in
-    bands on the pool's threads at once (:mod:`.jpeg_restart`).
+    bands at once, on the caller's thread and band threads (:mod:`.jpeg_restart`).
 
     Otherwise (no payload offsets: a version 1 index of a remote store, a
     container whose packets are not stored verbatim, duplicate timestamps,
