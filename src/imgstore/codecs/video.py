@@ -962,8 +962,8 @@ def _decode_executor():
 def _band_executor():
     """Threads that decode the bands of a frame besides the caller's (one fewer than the bands),
     apart from :func:`_decode_executor`'s. 640x480 BGR random reads right after a sequential read
-    (which keeps the shared pool's threads busy) took 0.72-1.05 ms (median 0.95) on the shared pool,
-    0.63-0.75 ms (median 0.65) on a thread of their own; 0.70 vs 0.65 ms later on."""
+    (which keeps the shared pool's threads busy), 8 fresh processes each: 0.64-1.10 ms (median 0.88)
+    on the shared pool, 0.62-0.75 ms (median 0.65) on a thread of their own; later on 0.63 ms both."""
     import concurrent.futures
 
     global _band_pool
