@@ -2016,9 +2016,7 @@ class VideoChunkReader(ChunkReader):
 
     # -- pixels --------------------------------------------------------------------------
     def _convert(self, fr) -> np.ndarray:
-        """The output image of decoded frame *fr* (or a copy of a cached output image)."""
-        if isinstance(fr, np.ndarray):
-            return fr.copy()
+        """The output image of decoded frame *fr*."""
         return self._crop(self._pixels(fr))
 
     def _pixels(self, fr) -> np.ndarray:
