@@ -370,8 +370,11 @@ def write_store(path, fmt, color, fns, fts, bars, chunksize=CHUNKSIZE, extra_eve
     s = imgstore.new_for_format(fmt, basedir=path, imgshape=COLOR if color else GRAY, imgdtype=np.uint8,
                                 chunksize=chunksize, metadata=metadata)
     extra = []
+    # times that are not finite (as stores of other writers hold them) are refused by add_image: they are
+    # written as unique placeholders and put into the files afterwards (see _normalize)
+    placeholders = {-1e9 - i: ft for i, ft in enumerate(fts) if not math.isfinite(ft)}
     for i, (fn, ft, bar) in enumerate(zip(fns, fts, bars)):
-        s.add_image(source_frame(bar, color), fn, ft)
+        s.add_image(source_frame(bar, color), fn, ft if math.isfinite(ft) else -1e9 - i)
         if extra_every and i % extra_every == 0:
             rec = extra_record(i)
             s.add_extra_data(**rec)
@@ -380,7 +383,7 @@ def write_store(path, fmt, color, fns, fts, bars, chunksize=CHUNKSIZE, extra_eve
             extra.append((i, full))
     s.close()
     kind = "video" if fmt in VIDEO_FORMATS else "directory"
-    _normalize(path)
+    _normalize(path, placeholders)
     ext = ""
     if kind == "video":
         import yaml
@@ -409,10 +412,16 @@ FIXED_STORE_MD = {"uuid": "0123456789abcdef0123456789abcdef", "created_utc": "20
                   "timezone_local": "Europe/Vienna"}
 
 
-def _normalize(path):
+def _normalize(path, placeholders=None):
     """Make a new store's files byte-identical from run to run and machine to machine (uuid, creation
-    time, local time zone, zip timestamps), so that damage at a seeded offset always hits the same thing."""
+    time, local time zone, zip timestamps), so that damage at a seeded offset always hits the same thing;
+    frame times written as *placeholders* (placeholder -> real time) get their real values."""
     import yaml
+
+    placeholders = placeholders or {}
+
+    def real_times(ft):
+        return np.array([placeholders.get(float(t), t) for t in ft], dtype=np.float64)
 
     p = os.path.join(path, "metadata.yaml")
     with open(p) as f:
@@ -422,11 +431,19 @@ def _normalize(path):
         f.write(yaml.safe_dump(doc))
     for dirpath, _, files in os.walk(path):
         for name in files:
+            if placeholders and name.endswith(".extra.json"):
+                xp = os.path.join(dirpath, name)
+                with open(xp, encoding="utf-8") as f:
+                    recs = json.load(f)
+                for r in recs:
+                    r["frame_time"] = placeholders.get(r.get("frame_time"), r.get("frame_time"))
+                with open(xp, "w", encoding="utf-8") as f:
+                    json.dump(recs, f)
             if not re.match(r"^([0-9]{6}|index)\.npz$", name):
                 continue  # chunk indexes only (not e.g. a video chunk's packet index sidecar)
             ip = os.path.join(dirpath, name)
             with np.load(ip, allow_pickle=False) as z:
-                arrays = {"frame_number": z["frame_number"], "frame_time": z["frame_time"]}
+                arrays = {"frame_number": z["frame_number"], "frame_time": real_times(z["frame_time"])}
             smd = dict(doc["__store"])
             for k in sorted(smd):
                 if k not in arrays:

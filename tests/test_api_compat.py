@@ -22,7 +22,7 @@ import imgstore
 from imgstore.stores import DirectoryImgStore, VideoImgStore, new_for_filename, new_for_format, STORE_MD_FILENAME
 from imgstore.util import ensure_color, ensure_grayscale
 
-from conftest import (COLOR_VARIANT_FORMATS, DIRECTORY_FORMATS, LOSSY_DIRECTORY_FORMATS, assert_color_patches,
+from conftest import (AGAINST_ORIGINAL, COLOR_VARIANT_FORMATS, DIRECTORY_FORMATS, LOSSY_DIRECTORY_FORMATS, assert_color_patches,
                       base_format, bgr2gray_reference, decode_frame, expected_image, make_frame)
 
 SHAPE_GRAY = (48, 64)
@@ -522,12 +522,13 @@ def test_user_metadata_empty(tmp_path):
 
 # -- extra data -----------------------------------------------------------------------------------
 
-def test_extra_data_goes_to_current_chunk(tmp_path):
+@pytest.mark.beyond_original  # the original puts a record made after a chunk's last frame in the next chunk
+def test_extra_data_goes_to_the_chunk_of_its_frame(tmp_path):
     p = tmp_path / 's'
     fns = [100, 101, 102, 103, 104, 105, 106, 107]
     extra = {1: dict(temperature=20.5, humidity=40),
-             2: dict(temperature=21.0, humidity=41),    # 3rd frame fills chunk 0: goes to chunk 1's file
-             5: dict(temperature=22.0, humidity=42),    # 6th frame fills chunk 1: goes to chunk 2's file
+             2: dict(temperature=21.0, humidity=41),    # after the 3rd frame, which fills chunk 0
+             5: dict(temperature=22.0, humidity=42),    # after the 6th frame, which fills chunk 1
              7: dict(temperature=23.0, humidity=43)}
     w, times = write_store(p, 'npy', fns, chunksize=3, extra=extra)
 
@@ -535,10 +536,10 @@ def test_extra_data_goes_to_current_chunk(tmp_path):
         with open(str(p / rel)) as f:
             return json.load(f)
 
-    assert [r['frame_index'] for r in _load('000000/index.extra.json')] == [1]
-    assert [r['frame_index'] for r in _load('000001/index.extra.json')] == [2]
-    assert [r['frame_index'] for r in _load('000002/index.extra.json')] == [5, 7]
-    rec = _load('000001/index.extra.json')[0]
+    assert [r['frame_index'] for r in _load('000000/index.extra.json')] == [1, 2]
+    assert [r['frame_index'] for r in _load('000001/index.extra.json')] == [5]
+    assert [r['frame_index'] for r in _load('000002/index.extra.json')] == [7]
+    rec = _load('000000/index.extra.json')[1]
     assert rec == {'temperature': 21.0, 'humidity': 41, 'frame_number': 102, 'frame_time': times[2],
                    'frame_index': 2}
 
@@ -786,11 +787,12 @@ def test_frame_count_multiple_of_chunksize(tmp_path):
     fns = list(range(200, 214))
     w, times = write_store(p, 'npy', fns, chunksize=7, extra={13: dict(last=True), 6: dict(last=False)})
     assert w.frame_count == 14
-    # the records were added when the next chunk (1, resp. the empty chunk 2) was current
-    with open(str(p / '000002' / 'index.extra.json')) as f:
-        assert [r['frame_index'] for r in json.load(f)] == [13]
-    with open(str(p / '000001' / 'index.extra.json')) as f:
-        assert [r['frame_index'] for r in json.load(f)] == [6]
+    if not AGAINST_ORIGINAL:  # the original puts them in the next chunk (1, resp. an empty chunk 2)
+        assert not os.path.exists(str(p / '000002'))
+        with open(str(p / '000001' / 'index.extra.json')) as f:
+            assert [r['frame_index'] for r in json.load(f)] == [13]
+        with open(str(p / '000000' / 'index.extra.json')) as f:
+            assert [r['frame_index'] for r in json.load(f)] == [6]
 
     s = new_for_filename(str(p))
     assert s.frame_count == 14

@@ -158,10 +158,28 @@ def test_read_many_merges_spans_and_fetches_them_together(root, server, fmt):
 def test_sequential_reading_fetches_large_spans(root, server):
     st = FsspecStorage(f"{server.url}/h264_mkv")
     with VideoChunkReader(st, "000000.mkv", color=False) as r:
-        server.stats.reset()
+        server.stats.reset()  # the packet index read by the reader's opening is counted before this
         assert [read_frame_number(r.read(p)) for p in range(N)] == [1000 + p for p in range(N)]
         assert server.stats.requests <= 10  # batches of packets, not a request per frame
         assert server.stats.bytes <= 1.05 * os.path.getsize(os.path.join(root, "h264_mkv", "000000.mkv"))
+
+
+def test_server_counts_a_request_before_answering_it(root):
+    """What the counts above rely on: once a client has its response the request is counted, so a
+    reset() after it leaves nothing of it for the next count, however late the server's thread runs."""
+    with RangeServer(root) as srv:
+        add = srv.stats.add
+
+        def slow_add(*a):
+            time.sleep(0.05)  # the server's thread descheduled around counting
+            add(*a)
+
+        srv.stats.add = slow_add
+        st = FsspecStorage(f"{srv.url}/h264_mkv")
+        st.read_range("000000.mkv", 0, 100)
+        srv.stats.reset()
+        st.read_range("000000.mkv", 100, 300)
+        assert srv.stats.log == [("GET", "/h264_mkv/000000.mkv", 200)]
 
 
 def test_server_error_is_clear_and_never_a_wrong_frame(root, server):

@@ -198,12 +198,12 @@ def test_a_chunk_finished_in_the_background_reports_failure_and_keeps_its_frames
 
     monkeypatch.setattr(base, "write_chunk_index", disk_full)
     s = imgstore.new_for_format(fmt, basedir=path, imgshape=SHAPE, imgdtype=np.uint8, chunksize=5)
-    for i in range(5):  # chunk 0 fills at the 5th frame and finishes in the background
+    for i in range(6):  # chunk 0 fills at the 5th frame and finishes in the background when the 6th comes
         s.add_image(make_frame(i, SHAPE), i, 1000.0 + i / 30)
     with pytest.raises(OSError, match="No space"):
         s.flush()  # waits for it (an add_image finding it failed would raise before taking its frame)
     monkeypatch.setattr(base, "write_chunk_index", real)
-    for i in range(5, 12):
+    for i in range(6, 12):
         s.add_image(make_frame(i, SHAPE), i, 1000.0 + i / 30)
     s.close()
     names = sorted(os.path.relpath(os.path.join(d, f), path) for d, _, fs in os.walk(path) for f in fs)
@@ -244,8 +244,8 @@ def test_close_finishes_the_last_chunk_when_the_one_before_failed(tmp_path, monk
 def test_close_waits_for_every_chunk(tmp_path):
     path = write_store(tmp_path / "s", "h264/mkv", range(30), chunksize=10)
     names = sorted(os.listdir(path))
-    # like the original, the next chunk is opened when one fills: an empty 000003 index at close
-    assert {"000000.npz", "000001.npz", "000002.npz"} <= set(names)
+    # a full chunk is finished when the next frame comes, or at close: no empty 000003 is left
+    assert {"000000.npz", "000001.npz", "000002.npz"} <= set(names) and "000003.npz" not in names
     assert not [n for n in names if n.endswith(".frames")]
     assert imgstore.new_for_filename(path).frame_count == 30
 

@@ -22,6 +22,13 @@ def test():
     return run_selftest()
 
 
+def main_test(argv=None) -> None:
+    """The original's name for the ``imgstore-test`` command; exits with its status (*argv*: its options)."""
+    from .apps.cli import main_test as _main_test
+
+    _main_test([] if argv is None else argv)
+
+
 __all__ = [
     "new_for_filename", "new_for_format", "extract_only_frame", "get_supported_formats", "ImgStore",
     "DirectoryImgStore", "VideoImgStore", "ensure_color", "ensure_grayscale", "ImgStoreError",

@@ -97,19 +97,26 @@ def _cv2():
     return cv2
 
 
-def _encoding_table(cv2) -> dict[str, int]:
-    table = {}
+def cv_conversion_codes(cv2, pattern: re.Pattern = _CV_CODE_RE):
+    """``(encoding name, OpenCV constant)`` of each ``COLOR_*2BGR*`` conversion whose name *pattern*
+    matches, in ``dir(cv2)`` order (OpenCV's demosaicing variants share the plain pattern's name)."""
     for name in dir(cv2):
-        m = _CV_CODE_RE.match(name)
+        m = pattern.match(name)
         if not m:
             continue
         code = "cv_" + m.group("codec").lower().replace("_", "")
         meth = m.group("method")
         if meth:
-            if "bayer" in code or meth.lower() == "_full":
+            if "bayer" in code:
                 continue
             code += "_" + meth.lower().replace("_", "")
-        table.setdefault(code, int(getattr(cv2, name)))
+        yield code, int(getattr(cv2, name))
+
+
+def _encoding_table(cv2) -> dict[str, int]:
+    table: dict[str, int] = {}
+    for code, enum in cv_conversion_codes(cv2):
+        table.setdefault(code, enum)
     return table
 
 

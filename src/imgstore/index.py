@@ -239,6 +239,40 @@ class FrameIndex:
         start, stop = self.chunk_range(chunk_n)
         return {"frame_number": self.frame_number[start:stop], "frame_time": self.frame_time[start:stop]}
 
+    # --- the original ImgStoreIndex's queries (scripts call them as ``store._index.<name>``) ----
+    def get_chunk_metadata(self, chunk_n) -> dict[str, list]:
+        """``{'frame_number': [...], 'frame_time': [...]}`` of one chunk as lists (empty if it holds no frames)."""
+        return {k: v.tolist() for k, v in self.chunk_metadata(int(chunk_n)).items()}
+
+    def get_all_metadata(self) -> dict[str, list]:
+        """``{'frame_number': [...], 'frame_time': [...]}`` of every frame as lists, in store order."""
+        return {"frame_number": self.frame_number.tolist(), "frame_time": self.frame_time.tolist()}
+
+    def find_chunk(self, what: str, value) -> tuple[int, int]:
+        """``(chunk_n, position in chunk)`` of the first frame whose *what* equals *value*, ``(-1, -1)`` if none.
+
+        *what* is ``'frame_number'``, ``'frame_time'`` or ``'index'`` (the frame index).
+        """
+        if what == "frame_number":
+            i = self.find_number(value)
+        elif what == "frame_time":
+            i = self.times.first_equal(as_float_scalar(value, "frame_time")) if len(self.frame_time) else -1
+        elif what == "index":
+            i = as_int_scalar(value, "frame_index")
+            i = -1 if i is None or i >= len(self.frame_number) else i
+        else:
+            raise ValueError(f"find_chunk: what must be 'frame_number', 'frame_time' or 'index', not {what!r}")
+        return (-1, -1) if i < 0 else self.locate(i)
+
+    def find_chunk_nearest(self, what: str, value) -> tuple[int, int]:
+        """``(chunk_n, position in chunk)`` of the frame whose *what* (``'frame_number'`` or ``'frame_time'``)
+        is nearest to *value* (ties: the earliest written)."""
+        if what == "frame_number":
+            return self.locate(self.nearest_number(value))
+        if what == "frame_time":
+            return self.locate(self.nearest_time(value))
+        raise ValueError(f"find_chunk_nearest: what must be 'frame_number' or 'frame_time', not {what!r}")
+
     def arrays(self) -> dict[str, np.ndarray]:
         """Every array that defines the index (what the cache file stores)."""
         out = {"frame_number": self.frame_number, "frame_time": self.frame_time,
@@ -301,3 +335,8 @@ class FrameIndexBuilder:
         if len(self._fn) > 2 * n + 4096:  # a bad guess: do not keep the unused tail alive
             fn, ft = fn.copy(), ft.copy()
         return FrameIndex(fn, ft, np.array(self._ids, dtype=np.int64), np.array(self._starts, dtype=np.int64))
+
+
+# the original's names in this module
+from .constants import FRAME_MD  # noqa: E402,F401
+from .legacy_index import ImgStoreIndex, _load_index  # noqa: E402,F401

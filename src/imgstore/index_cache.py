@@ -19,6 +19,7 @@ import json
 import logging
 import mmap
 import os
+import posixpath
 import struct
 import zlib
 from dataclasses import dataclass
@@ -26,12 +27,12 @@ from typing import Any
 
 import numpy as np
 
-from .constants import FRAME_INDEX_CACHE_FILENAME
-from .errors import CorruptChunkError
+from .constants import FRAME_INDEX_CACHE_FILENAME, STORE_MD_FILENAME
+from .errors import CorruptChunkError, RemoteStorageError
 from .format.chunkindex import INDEX_EXTENSIONS, parse_chunk_index
 from .format.layout import Layout
 from .index import FrameIndex
-from .storage import LocalStorage, Storage
+from .storage import FileInfo, LocalStorage, Storage
 
 log = logging.getLogger("imgstore.index")
 
@@ -54,17 +55,22 @@ class ChunkEntry:
 
 
 # --- listing -----------------------------------------------------------------
-def scan_chunks(storage: Storage, layout: Layout) -> list[ChunkEntry]:
-    """Every chunk of the store with the identity (size, mtime) of its index file."""
+def scan_chunks(storage: Storage, layout: Layout, listing: list[FileInfo] | None = None) -> list[ChunkEntry]:
+    """Every chunk of the store with the identity (size, mtime) of its index file.
+
+    Found in *listing* (the entries of the store folder; listed here if not given).
+    """
+    if listing is None:
+        listing = storage.listdir("")
     out = []
     if layout.kind == "video":
-        files = {i.name for i in storage.listdir("") if not i.is_dir}
-        for c in layout.list_chunks(storage):
+        files = {i.name for i in listing if not i.is_dir}
+        for c in layout.chunks_in(listing):
             base = layout.index_base(c)
             key = next((base + e for e in INDEX_EXTENSIONS if base + e in files), None)
             out.append(_entry(storage, c, key))
     else:
-        for c in layout.list_chunks(storage):
+        for c in layout.chunks_in(listing):
             base = layout.index_base(c)
             entry = None
             for ext in INDEX_EXTENSIONS:
@@ -80,6 +86,64 @@ def scan_chunks(storage: Storage, layout: Layout) -> list[ChunkEntry]:
                 break
             out.append(entry or ChunkEntry(c, None, 0, 0))
     return out
+
+
+def is_listing(storage: Storage, listing: list[FileInfo]) -> bool:
+    """Whether *listing* really lists the store folder.
+
+    A server without directory listings (a static web server, a CDN) answers
+    404 or a page without links; the folder holds ``metadata.yaml``, so a
+    listing that lacks it is none.
+    """
+    return storage.local_path("") is not None or any(i.name == STORE_MD_FILENAME for i in listing)
+
+
+#: chunk index files requested at once when chunks are found without a listing
+PROBE_BATCH = 8
+_PROBED_EXTENSIONS = (".npz", ".yaml")  # a frame log (.frames) is not looked for
+
+
+def _is_index(key: str, data: bytes | None) -> bool:
+    """False for a missing file, and for a page some servers send with status 200 for any path."""
+    if not data:
+        return False
+    return data.startswith(b"PK") if key.endswith(".npz") else not data.lstrip().startswith(b"<")
+
+
+def probe_chunks(storage: Storage, layout: Layout, start: int = 0, ext: str | None = None,
+                 ) -> tuple[list[ChunkEntry], dict[str, bytes]]:
+    """Chunks ``start, start+1, ...`` up to the first one without an index file, found by reading
+    their index files (for a store folder that cannot be listed).
+
+    *ext* is the index extension (``.npz`` or ``.yaml``); if None it is the one
+    chunk *start* has. Returns the entries (the size is that of the bytes read,
+    the mtime unknown: 0) and the bytes of each index file read, by key.
+    """
+    entries: list[ChunkEntry] = []
+    fetched: dict[str, bytes] = {}
+
+    def take(n: int, key: str, data: bytes | None) -> bool:
+        if not _is_index(key, data):
+            return False
+        entries.append(ChunkEntry(n, key, len(data), 0))
+        fetched[key] = data
+        return True
+
+    if ext is None:  # chunk *start* tells which extension the store's indexes have
+        for ext in _PROBED_EXTENSIONS:
+            key = layout.index_base(start) + ext
+            if take(start, key, storage.read_many([key])[0]):
+                break
+        else:
+            return entries, fetched
+        start += 1
+    while True:
+        chunks = range(start, start + PROBE_BATCH)
+        keys = [layout.index_base(n) + ext for n in chunks]
+        for n, key, data in zip(chunks, keys, storage.read_many(keys)):
+            if not take(n, key, data):
+                return entries, fetched
+        start += PROBE_BATCH
 
 
 def _entry(storage: Storage, chunk: int, key: str | None) -> ChunkEntry:
@@ -222,16 +286,29 @@ def _cache_locations(storage: Storage) -> list[tuple[Storage, str]]:
     return locs
 
 
-def load_cached(storage: Storage) -> tuple[list[ChunkEntry], FrameIndex] | None:
-    for st, key in _cache_locations(storage):
-        got = _read_cache(st, key)
-        if got is None:
-            continue
-        try:
-            return decode_cache(*got)
-        except Exception as e:  # a damaged cache is only a slower open
-            log.info("ignoring unusable frame index cache %s: %s", st.describe(key), e)
+def _load_cache_file(st: Storage, key: str) -> tuple[list[ChunkEntry], FrameIndex] | None:
+    got = _read_cache(st, key)
+    if got is None:
+        return None
+    try:
+        return decode_cache(*got)
+    except Exception as e:  # a damaged cache is only a slower open
+        log.info("ignoring unusable frame index cache %s: %s", st.describe(key), e)
     return None
+
+
+def load_cached(storage: Storage) -> tuple[list[ChunkEntry], FrameIndex] | None:
+    """The frame index cache beside the store, else the one in the user's cache folder, or None."""
+    for st, key in _cache_locations(storage):
+        got = _load_cache_file(st, key)
+        if got is not None:
+            return got
+    return None
+
+
+def _load_user_cache(storage: Storage) -> tuple[list[ChunkEntry], FrameIndex] | None:
+    user = _user_cache_storage(storage)
+    return _load_cache_file(*user) if user is not None else None
 
 
 def save_cache(storage: Storage, entries: list[ChunkEntry], index: FrameIndex) -> bool:
@@ -248,6 +325,44 @@ def save_cache(storage: Storage, entries: list[ChunkEntry], index: FrameIndex) -
 
 
 # --- the whole procedure ------------------------------------------------------------
+_Cached = tuple[list[ChunkEntry], FrameIndex]
+
+
+def _find_chunks(storage: Storage, layout: Layout, use_cache: bool, previous: _Cached | None,
+                 ) -> tuple[list[ChunkEntry], _Cached | None, dict[str, bytes]]:
+    """``(entries, an earlier index to reuse or None, index files already read)``."""
+    listing = storage.listdir("")
+    if is_listing(storage, listing):
+        cached = previous if previous is not None else (load_cached(storage) if use_cache else None)
+        return scan_chunks(storage, layout, listing), cached, {}
+    if previous is None and use_cache:
+        served = _load_cache_file(storage, FRAME_INDEX_CACHE_FILENAME)
+        if served is not None:  # the server's own cache file: trusted, there is no listing to check it against
+            return served[0], served, {}
+    cached = previous if previous is not None else (_load_user_cache(storage) if use_cache else None)
+    entries, fetched = _find_unlisted(storage, layout, cached)
+    return entries, cached, fetched
+
+
+def _find_unlisted(storage: Storage, layout: Layout, cached: _Cached | None,
+                   ) -> tuple[list[ChunkEntry], dict[str, bytes]]:
+    """Chunks of a store folder that cannot be listed: those of *cached* before its last chunk with
+    an index, then the ones probed from that chunk on."""
+    known = [e for e in cached[0] if e.key is not None] if cached is not None else []
+    if known:
+        last = known[-1]
+        ext = posixpath.splitext(last.key)[1]
+        found, fetched = probe_chunks(storage, layout, last.chunk, ext if ext in _PROBED_EXTENSIONS else None)
+        entries = [e for e in cached[0] if e.chunk < last.chunk] + found
+    else:
+        entries, fetched = probe_chunks(storage, layout)
+    if not entries:
+        raise RemoteStorageError(
+            f"{storage.describe()}: no chunks found: the server lists no folders, and it serves neither "
+            f"{FRAME_INDEX_CACHE_FILENAME} nor a first chunk index {layout.index_base(0)}.npz (or .yaml)")
+    return entries, fetched
+
+
 @dataclass
 class IndexReport:
     """How the index was obtained, and which chunks could not be used."""
@@ -260,7 +375,7 @@ class IndexReport:
 
 def build_index(storage: Storage, layout: Layout, *, use_cache: bool = True,
                 write_cache: bool = True, min_frames_to_cache: int = 10000,
-                previous: tuple[list[ChunkEntry], FrameIndex] | None = None,
+                previous: _Cached | None = None,
                 frames_per_chunk: int = 0,
                 ) -> tuple[FrameIndex, list[ChunkEntry], IndexReport]:
     """The store's frame index, from the cache (or *previous*) where it is still valid.
@@ -268,9 +383,8 @@ def build_index(storage: Storage, layout: Layout, *, use_cache: bool = True,
     Returns ``(index, entries, report)``; ``entries`` lists every chunk found,
     including empty ones and ones without an index.
     """
-    entries = scan_chunks(storage, layout)
+    entries, cached, fetched = _find_chunks(storage, layout, use_cache, previous)
     report = IndexReport()
-    cached = previous if previous is not None else (load_cached(storage) if use_cache else None)
     old: dict[int, tuple[ChunkEntry, np.ndarray, np.ndarray]] = {}
     if cached is not None:
         c_entries, c_idx = cached
@@ -295,7 +409,7 @@ def build_index(storage: Storage, layout: Layout, *, use_cache: bool = True,
             builder.add(e.chunk, prev[1], prev[2])
             continue
         try:
-            data = storage.read_bytes(e.key)
+            data = fetched[e.key] if e.key in fetched else storage.read_bytes(e.key)
             fn, ft = parse_chunk_index(data, e.key, storage.describe(e.key))
         except (CorruptChunkError, OSError) as err:
             log.warning("chunk %d skipped: %s", e.chunk, err)

@@ -111,9 +111,11 @@ random reads, GOP 50 1.35x the bytes but only ~10x the random reads. Intra-only
 codecs (mjpeg, ffv1) default to 1.
 
 Timestamps: ``pts`` = frame count, codec time base ``1/fps`` (``fps`` from
-the caller, 25 if None). Matroska stores milliseconds, so above 1000 fps its
-nominal rate is capped at 1000 to keep timestamps distinct (real frame times
-live in the store's frame index).
+the caller, 25 if None), so container timestamps always increase, whatever the
+frame times are. The nominal rate is clamped to 1/1000..1000 fps (see
+:func:`container_rate`: Matroska stores milliseconds, FFmpeg's AVI muxer takes
+no finer clock), and a muxer whose clock cannot keep frames apart gets 25 fps;
+real frame times live in the store's frame index.
 
 Reading never trusts the container's frame count or the decoder's frame
 counter: the chunk's packet index (:mod:`.video_index`) gives every frame's
@@ -147,6 +149,7 @@ import logging
 import os
 import queue
 import threading
+import weakref
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Mapping, Sequence
@@ -190,6 +193,17 @@ DEFAULT_GOP = 40
 DEFAULT_FPS = 25
 #: frames the writer may hold queued for its encoder thread before write() blocks
 DEFAULT_QUEUE_SIZE = 16
+
+#: highest nominal frame rate a chunk's container is given: Matroska counts milliseconds and FFmpeg's
+#: AVI muxer refuses finer clocks (at 9686 fps its time base became 1/600 s and the second frame's
+#: timestamp collided with the first: "Invalid argument"); the store's frame times are the real ones
+MAX_CONTAINER_FPS = 1000
+#: lowest nominal frame rate (one frame every 1000 s)
+MIN_CONTAINER_FPS = Fraction(1, 1000)
+#: x265 takes 16x16 coding tree units for frames smaller than this (height or width): with its default
+#: 32x32 units at ultrafast, 1-4 of 600 32x32 barcode frames (sizes 32 and 64) came back with a bar
+#: wrong (errors of 255 levels, the frame read as another number); with 16x16 units none in 9600
+X265_SMALL_CTU_BELOW = 128
 
 # AVColorRange values
 _RANGE_JPEG = 2
@@ -419,6 +433,33 @@ def _replace(fmt: VideoFormat, **kw) -> VideoFormat:
 # writing
 
 
+def container_rate(fps, where: str = "") -> Fraction:
+    """The nominal frame rate written into a chunk's container for *fps* (None: :data:`DEFAULT_FPS`).
+
+    A fraction with small terms (x265 fails on a rate like 30000029/1000000, what frame times often
+    give), clamped to ``[MIN_CONTAINER_FPS, MAX_CONTAINER_FPS]``, so that the muxer keeps every
+    frame's timestamp apart; the store's frame times are the real ones.
+    """
+    if fps is None:
+        return Fraction(DEFAULT_FPS)
+    try:
+        f = float(fps)
+    except (TypeError, ValueError):
+        raise ValueError(f"{where}: fps must be a number, got {fps!r}") from None
+    if not np.isfinite(f) or f <= 0:
+        raise ValueError(f"{where}: fps must be positive and finite, got {fps!r}")
+    rate = Fraction(f).limit_denominator(1001)
+    return min(max(rate, MIN_CONTAINER_FPS), Fraction(MAX_CONTAINER_FPS))
+
+
+def nominal_fps(frame_times) -> float:
+    """Frames per second from the median of the positive intervals between *frame_times*
+    (:data:`DEFAULT_FPS` if there are none)."""
+    dt = np.diff(np.asarray(frame_times, dtype=np.float64))
+    dt = dt[np.isfinite(dt) & (dt > 0)]
+    return 1.0 / float(np.median(dt)) if len(dt) else float(DEFAULT_FPS)
+
+
 def _default_threads() -> int:
     return max(1, min(os.cpu_count() or 1, 4))
 
@@ -534,10 +575,9 @@ class VideoChunkWriter(ChunkWriter):
     None removes one (e.g. ``{"movflags": None, "frag_duration": None}``
     writes a plain, unfragmented MP4 from the start).
 
-    Timestamps: ``pts`` = frame count, time base ``1/fps`` (MKV stores
-    milliseconds; above 1000 fps its nominal rate is capped at 1000 so every
-    frame keeps a distinct timestamp; real frame times live in the store's
-    index anyway).
+    Timestamps: ``pts`` = frame count, time base ``1/fps`` with *fps* made
+    a nominal rate every container can keep apart (:func:`container_rate`);
+    real frame times live in the store's index.
     """
 
     def __init__(
@@ -582,13 +622,7 @@ class VideoChunkWriter(ChunkWriter):
         self._in_fmt = "bgr24" if self.color else ("gray16le" if self.dtype == np.uint16 else "gray")
         self._full_range = self.pix_fmt.startswith("gray")
 
-        # small terms: x265 fails on a rate like 30000029/1000000 (what frame times often give)
-        rate = Fraction(DEFAULT_FPS if fps is None else fps).limit_denominator(1001)
-        if rate <= 0:
-            raise ValueError(f"{self.filename}: fps must be positive, got {fps}")
-        if fmt.container in ("matroska", "webm") and rate > 1000:
-            rate = Fraction(1000)
-        self.fps = rate
+        self.fps = container_rate(fps, self.filename)
         self.gop = int(fmt.default_gop if gop is None else gop)
         if self.gop < 1:
             raise ValueError(f"{self.filename}: gop must be >= 1, got {gop}")
@@ -601,16 +635,60 @@ class VideoChunkWriter(ChunkWriter):
             else:
                 copts[k] = str(v)
         codec_opts = fmt.codec_options
+        if fmt.family == "hevc" and min(h, w) < X265_SMALL_CTU_BELOW:
+            codec_opts["x265-params"] = codec_opts.get("x265-params", "") + ":ctu=16"
         codec_opts.update({k: str(v) for k, v in options.items()})
 
         self._fobj = None
         self._write_index = write_index
-        path = storage.local_path(key)
+        self._open_output(copts, codec_opts)
+        if Fraction(self._stream.time_base) > 1 / self.fps and self.fps != DEFAULT_FPS:
+            # the muxer's clock is coarser than one frame: timestamps would collide; the nominal rate
+            # is only what players show (the store's frame times are the truth)
+            log.warning("%s: the %s muxer cannot keep timestamps of %s fps apart; writing at %s fps",
+                        self.filename, fmt.container, self.fps, DEFAULT_FPS)
+            self._abort()
+            self.fps = Fraction(DEFAULT_FPS)
+            self._open_output(copts, codec_opts)
+        if Fraction(self._stream.time_base) > 1 / self.fps:
+            self._abort()
+            raise UnsupportedFormatError(f"{self.filename}: the {fmt.container} muxer's time base "
+                                         f"{self._stream.time_base} cannot hold {self.fps} fps")
+
+        self._queue: queue.Queue = queue.Queue(maxsize=max(1, int(queue_size)))
+        self._sws = None  # the caller's pixel format converter (see _to_frame)
+        self._error: BaseException | None = None
+        self._closed = False
+        self.frames_written = 0  # accepted by write()
+        self.frames_encoded = 0  # handed to the encoder
+        self._muxed_upto = 0  # frames 0 .. _muxed_upto-1 have all their packets in the muxer
+        self._muxed_pending: set[int] = set()
+        self._upto_after: list[int] = []  # _muxed_upto after each muxed packet
+        self._finished = False
+        self._fragmented = fmt.container == "mp4" and _fragmenting(copts)
+        if fmt.container in ("matroska", "webm"):
+            self._progress = MatroskaProgress(storage, key)  # the muxer holds the current cluster
+        elif fmt.container == "avi":
+            self._progress = None  # packets go straight to the file (flush_packets=1)
+        elif self._fragmented:
+            self._progress = Mp4FragmentProgress(storage, key)  # the muxer holds the current fragment
+        else:
+            self._progress = False  # plain MP4: nothing is readable before the index is written at close
+        self._thread = threading.Thread(target=self._run, name=f"imgstore-encode-{key}", daemon=True)
+        self._thread.start()
+
+    def _open_output(self, copts: dict, codec_opts: dict) -> None:
+        """Create the chunk file and its encoder at ``self.fps`` (the header is written)."""
+        import av
+
+        fmt, rate = self.fmt, self.fps
+        h, w = self.imgshape[:2]
+        path = self.storage.local_path(self.key)
         try:
             if path is not None:
                 self._container = av.open(path, "w", format=fmt.container, options=copts)
             else:
-                self._fobj = storage.open_write(key)
+                self._fobj = self.storage.open_write(self.key)
                 self._container = av.open(self._fobj, "w", format=fmt.container, options=copts)
         except av.error.FFmpegError as e:
             raise OSError(f"{self.filename}: cannot create video file: {e}") from e
@@ -636,28 +714,6 @@ class VideoChunkWriter(ChunkWriter):
                     f"{self.filename}: cannot open encoder {fmt.codec} with options {codec_opts}: {e}"
                 ) from e
             raise
-
-        self._queue: queue.Queue = queue.Queue(maxsize=max(1, int(queue_size)))
-        self._sws = None  # the caller's pixel format converter (see _to_frame)
-        self._error: BaseException | None = None
-        self._closed = False
-        self.frames_written = 0  # accepted by write()
-        self.frames_encoded = 0  # handed to the encoder
-        self._muxed_upto = 0  # frames 0 .. _muxed_upto-1 have all their packets in the muxer
-        self._muxed_pending: set[int] = set()
-        self._upto_after: list[int] = []  # _muxed_upto after each muxed packet
-        self._finished = False
-        self._fragmented = fmt.container == "mp4" and _fragmenting(copts)
-        if fmt.container in ("matroska", "webm"):
-            self._progress = MatroskaProgress(storage, key)  # the muxer holds the current cluster
-        elif fmt.container == "avi":
-            self._progress = None  # packets go straight to the file (flush_packets=1)
-        elif self._fragmented:
-            self._progress = Mp4FragmentProgress(storage, key)  # the muxer holds the current fragment
-        else:
-            self._progress = False  # plain MP4: nothing is readable before the index is written at close
-        self._thread = threading.Thread(target=self._run, name=f"imgstore-encode-{key}", daemon=True)
-        self._thread.start()
 
     # -- the encoder thread --------------------------------------------------------------
     def _encode(self, vf) -> None:
@@ -712,7 +768,7 @@ class VideoChunkWriter(ChunkWriter):
             if hasattr(e, "add_note") and not getattr(e, "_imgstore_noted", False):
                 e.add_note(f"while encoding {self.filename}")
                 e._imgstore_noted = True
-            raise e
+            raise e.with_traceback(None)  # raised again by every later call: its traceback must not grow
 
     def write(self, img: np.ndarray) -> None:
         """Queue one frame (copied) for encoding."""
@@ -974,6 +1030,12 @@ def _band_executor():
         return _band_pool
 
 
+#: every walker and reader alive (or garbage not yet collected): a forked child must never free their
+#: multi-threaded decoders and demuxers, whose threads stayed in the parent (FFmpeg joins them: a hang)
+_live_walkers: "weakref.WeakSet[_Walker]" = weakref.WeakSet()
+_live_readers: "weakref.WeakSet[VideoChunkReader]" = weakref.WeakSet()
+
+
 def _after_fork_in_child() -> None:
     """Threads do not survive fork(): the pools and their decoders are the parent's."""
     global _decode_pool, _band_pool, _decode_pool_lock, _idle_sws_lock
@@ -981,6 +1043,10 @@ def _after_fork_in_child() -> None:
     _band_pool = None
     _decode_pool_lock = threading.Lock()
     _idle_sws_lock = threading.Lock()
+    for w in list(_live_walkers):
+        w.forget_decoder()
+    for r in list(_live_readers):
+        r._forget_container()
 
 
 if hasattr(os, "register_at_fork"):
@@ -1031,13 +1097,18 @@ class _Walker:
         self.floor = None  # frames shown before the keyframe started from are dropped
         self.fresh = True  # nothing fed since the restart / creation: must restart first
         self.drained = False
+        _live_walkers.add(self)
 
     def _check_fork(self) -> None:
         if self.pid != os.getpid():  # a forked child: the decoder's threads stayed in the parent
-            orphan_decoder(self.cc)
-            self.cc = None
-            self.fresh = True
-            self.pid = os.getpid()
+            self.forget_decoder()
+
+    def forget_decoder(self) -> None:
+        """Let go of the decoder without freeing it (in a forked child); the next use makes a new one."""
+        orphan_decoder(self.cc)
+        self.cc = None
+        self.fresh = True
+        self.pid = os.getpid()
 
     def decoder(self):
         self._check_fork()
@@ -1337,6 +1408,7 @@ class VideoChunkReader(ChunkReader):
         self.source = None
         self._bands = False
         self._stack_frame = None  # the picture MJPEG bands are put back together in (see _stack)
+        _live_readers.add(self)
 
         self.index = index if index is not None else load_packet_index(storage, key, write=write_index)
         idx = self.index
@@ -1456,6 +1528,14 @@ class VideoChunkReader(ChunkReader):
         self._drained = False
         self._linear_count = 0
         self._last_error: Exception | None = None
+
+    def _forget_container(self) -> None:
+        """In a forked child: drop the demuxer without freeing it (see :data:`_live_readers`)."""
+        if self._container is not None:
+            orphan_decoder(self._container)
+            orphan_decoder(self._fobj)
+            self._container = self._fobj = None
+            self._demux = None
 
     def _close_container(self) -> None:
         if self._container is not None:
@@ -1874,8 +1954,10 @@ class VideoChunkReader(ChunkReader):
         fr = self._cache_get(p)
         if fr is not None:
             return fr
-        if self._container is None:
+        if self._closed:
             raise ValueError(f"{self.filename}: reader is closed")
+        if self._container is None:  # let go of in a forked child
+            self._open()
         if not self._can_continue_to(p):
             self._seek_for(p)
         return self._decode_until(p)

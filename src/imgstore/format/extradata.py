@@ -65,7 +65,8 @@ def parse_json_records(data: bytes, where: str) -> list[dict[str, Any]]:
     except json.JSONDecodeError:
         doc = _salvage_records(text, where)
     if isinstance(doc, dict):
-        doc = [doc]
+        raise CorruptChunkError(f"{where}: holds a JSON object; extra data is a JSON array of records "
+                                f"([{{...}}, {{...}}])")
     if not isinstance(doc, list) or not all(isinstance(r, dict) for r in doc):
         raise CorruptChunkError(f"{where}: expected a JSON array of objects")
     return doc

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Iterable
 
-from ..storage import Storage
+from ..constants import EXTRA_DATA_FILE_EXTENSIONS as _EXTRA_DATA_EXTENSIONS
+from ..storage import FileInfo, Storage
 
 _CHUNK_DIR_RE = re.compile(r"^[0-9]{6,10}$")
 #: chunk numbers are int64 in the index; no real store comes near this
@@ -46,20 +48,39 @@ class Layout:
     # --- chunk discovery -------------------------------------------------
     def list_chunks(self, storage: Storage) -> list[int]:
         """Chunk numbers present in the store, sorted (found by listing, not counting)."""
+        return self.chunks_in(storage.listdir(""))
+
+    def chunks_in(self, listing: Iterable[FileInfo]) -> list[int]:
+        """Chunk numbers named in *listing* (the entries of the store folder), sorted."""
         out = set()
         if self.kind == "directory":
-            for info in storage.listdir(""):
+            for info in listing:
                 n = parse_chunk_name(info.name) if info.is_dir else None
                 if n is not None:
                     out.add(n)
         else:
             ext = self.extension
-            for info in storage.listdir(""):
+            for info in listing:
                 if info.is_dir or not info.name.endswith(ext):
                     continue
                 stem = info.name[: -len(ext)] if ext else info.name
                 n = parse_chunk_name(stem)
                 if n is not None:
+                    out.add(n)
+        return sorted(out)
+
+    def extra_data_chunks_in(self, listing: Iterable[FileInfo]) -> list[int]:
+        """Chunk numbers with an extra-data file named in *listing* (the store folder's entries), sorted.
+
+        Video stores only: a chunk that holds no frame has no video file, but may hold extra data
+        (a store of no frames, records added before its first frame).
+        """
+        out = set()
+        if self.kind == "video":
+            for info in listing:
+                stem, dot, ext = info.name.partition(".")
+                n = parse_chunk_name(stem) if dot and not info.is_dir else None
+                if n is not None and "." + ext in _EXTRA_DATA_EXTENSIONS:
                     out.add(n)
         return sorted(out)
 

@@ -63,6 +63,17 @@ class Storage(abc.ABC):
     def read_bytes(self, key: str) -> bytes:
         """Whole file; raises FileNotFoundError."""
 
+    def read_many(self, keys: list[str]) -> list[bytes | None]:
+        """Whole files of several keys (None for one that does not exist), fetched concurrently where
+        the storage can."""
+        out: list[bytes | None] = []
+        for key in keys:
+            try:
+                out.append(self.read_bytes(key))
+            except FileNotFoundError:
+                out.append(None)
+        return out
+
     @abc.abstractmethod
     def read_range(self, key: str, start: int, stop: int) -> bytes:
         """Bytes ``[start, stop)`` of a file."""

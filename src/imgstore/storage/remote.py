@@ -48,13 +48,21 @@ class FsspecStorage(Storage):
         key = normalize_key(key)
         return f"{self.location}/{key}" if key else self.location
 
+    def _error(self, key: str, e: Exception) -> Exception:
+        """What callers get for error *e* on *key*: a missing file or a refusal as it is; network,
+        server and protocol errors of any fsspec backend as a RemoteStorageError naming the URL."""
+        if isinstance(e, (FileNotFoundError, NotADirectoryError, PermissionError, RemoteStorageError)):
+            return e
+        return RemoteStorageError(f"{self.describe(key)}: {e.__class__.__name__}: {e}")
+
     def _wrap(self, key: str, fn, *args, **kw):
         try:
             return fn(*args, **kw)
-        except (FileNotFoundError, NotADirectoryError, PermissionError, RemoteStorageError):
-            raise
-        except Exception as e:  # network, server and protocol errors of any fsspec backend
-            raise RemoteStorageError(f"{self.describe(key)}: {e.__class__.__name__}: {e}") from None
+        except Exception as e:
+            err = self._error(key, e)
+            if err is e:
+                raise
+            raise err from None
 
     def exists(self, key: str) -> bool:
         return bool(self._wrap(key, self.fs.exists, self._path(key)))
@@ -87,6 +95,21 @@ class FsspecStorage(Storage):
 
     def read_bytes(self, key: str) -> bytes:
         return self._wrap(key, self.fs.cat_file, self._path(key))
+
+    def read_many(self, keys: list[str]) -> list[bytes | None]:
+        if not keys:
+            return []
+        # one call: fsspec's async filesystems (http, s3, ...) run the requests concurrently
+        got = self._wrap(keys[0], self.fs.cat_ranges, [self._path(k) for k in keys], None, None, on_error="return")
+        out: list[bytes | None] = []
+        for key, data in zip(keys, got):
+            if isinstance(data, FileNotFoundError):
+                out.append(None)
+            elif isinstance(data, Exception):
+                raise self._error(key, data)
+            else:
+                out.append(data)
+        return out
 
     def read_range(self, key: str, start: int, stop: int) -> bytes:
         return self._wrap(key, self.fs.cat_file, self._path(key), start=start, end=stop)

@@ -13,7 +13,8 @@ from typing import Any, Iterator
 import numpy as np
 
 from ..color import encoding_converter, ensure_color, ensure_grayscale, is_color
-from ..constants import EXTRA_DATA_FILE_EXTENSIONS, STORE_INDEX_FILENAME, STORE_LOCK_FILENAME, STORE_MD_FILENAME, STORE_MD_KEY
+from ..constants import (EXTRA_DATA_FILE_EXTENSIONS, FRAME_INDEX_CACHE_FILENAME, STORE_INDEX_FILENAME,
+                         STORE_LOCK_FILENAME, STORE_MD_FILENAME, STORE_MD_KEY)
 from ..errors import (CorruptChunkError, EndOfStoreError, FrameNotFoundError, ImgStoreError, StoreExistsError,
                       StoreFormatError, StoreLockedError, UnsupportedFormatError)
 from ..format import extradata as _xd
@@ -31,6 +32,10 @@ from ..storage.remote import is_url
 log = logging.getLogger("imgstore")
 
 FrameMeta = tuple[int, float]
+
+
+def _as_stored(img: np.ndarray) -> np.ndarray:
+    return img
 
 
 class _ChunkFinish:
@@ -112,6 +117,7 @@ class ImgStore:
         self._mode = mode
         self._options = kwargs
         self._decode_image = None
+        self._raw_frames = False
         self._closed = False
 
         # state visible through properties in both modes
@@ -132,7 +138,7 @@ class ImgStore:
 
     # ------------------------------------------------------------------ reading
     def _init_read(self, index) -> None:
-        self._md = read_metadata(self._storage)
+        self._md = self._options.pop("_read_metadata", None) or read_metadata(self._storage)
         self._check_class(self._md)
         self._layout = self._make_layout(self._md)
         self._imgshape = self._read_imgshape(self._md)
@@ -142,6 +148,8 @@ class ImgStore:
         self._encoding = self._md.encoding
         self._readers: dict[int, Any] = {}
         self._cursor = -1
+        self._chunk_n = 0  # the chunk of the last frame read, and its position there (the original's)
+        self._chunk_current_frame_idx = -1
         self._open_index(index)
 
     def _open_index(self, index=None) -> None:
@@ -332,6 +340,15 @@ class ImgStore:
                 pass
         raise StoreLockedError(f"{self._storage.describe(STORE_LOCK_FILENAME)}: could not take the lock")
 
+    def _drop_frame_index_cache(self) -> None:
+        """Remove a frame-index cache a reader left while recording: a server that lists no folders
+        would trust it, and miss the chunks written since."""
+        try:
+            if self._storage.exists(FRAME_INDEX_CACHE_FILENAME):
+                self._storage.remove(FRAME_INDEX_CACHE_FILENAME)
+        except OSError as e:
+            log.warning("could not remove %s: %s", self._storage.describe(FRAME_INDEX_CACHE_FILENAME), e)
+
     def _release_lock(self) -> None:
         try:
             if self._storage.exists(STORE_LOCK_FILENAME):
@@ -409,16 +426,17 @@ class ImgStore:
         self._require_write()
         if self._finishing is not None and self._finishing.done():
             self._wait_finishing()  # the previous chunk is finished: raise if that failed
-        fn = as_int_scalar(frame_number, "frame_number")
-        if fn is None:
-            raise ValueError(f"frame_number {frame_number!r} is not an integer")
-        try:
-            ft = float(frame_time)
-        except (TypeError, ValueError):
-            raise ValueError(f"frame_time {frame_time!r} is not a number") from None
+        fn, ft = self._checked_frame_meta(frame_number, frame_time)
         img = self._coerce_image(img)
         if self._encode_image is not None:
             img = self._encode_image(img)
+        if self._chunk_fn and self._frame_n % self._chunksize == 0:
+            # the chunk is full: it is finished only now, when the next frame arrives, so that extra
+            # data added after its last frame is still stored with it
+            try:
+                self._finish_chunk(wait=False)
+            finally:
+                self._start_chunk(self._chunk_n + 1)  # the next frame has a chunk even if the last one failed
         self._chunk_fn.append(fn)
         self._chunk_ft.append(ft)
         try:
@@ -436,15 +454,30 @@ class ImgStore:
         self._tN = ft
         self._frame_n += 1
 
-        if self._frame_n % self._chunksize == 0:
-            try:
-                self._finish_chunk(wait=False)
-            finally:
-                self._start_chunk(self._chunk_n + 1)  # the next frame has a chunk even if the last one failed
-        else:
-            self._log_durable_frames()
-            if time.monotonic() - self._last_index_flush >= self.index_flush_interval:
-                self._sync_durable()
+        self._log_durable_frames()
+        if time.monotonic() - self._last_index_flush >= self.index_flush_interval:
+            self._sync_durable()
+
+    def _checked_frame_meta(self, frame_number, frame_time) -> tuple[int, float]:
+        """``(frame_number, frame_time)`` as stored; ValueError naming the store if either is unusable."""
+        where = self._storage.describe()
+        try:
+            fn = as_int_scalar(frame_number, "frame_number")
+        except TypeError as e:
+            raise TypeError(f"{where}: {e}") from None
+        except ImgStoreError as e:  # not finite
+            raise ValueError(f"{where}: {e}") from None
+        if fn is None:
+            raise ValueError(f"{where}: frame_number {frame_number!r} is not an integer")
+        if not -2 ** 63 <= fn < 2 ** 63:
+            raise ValueError(f"{where}: frame_number {frame_number!r} does not fit in 64 bits")
+        try:
+            ft = float(frame_time)
+        except (TypeError, ValueError):
+            raise ValueError(f"{where}: frame_time {frame_time!r} is not a number") from None
+        if not np.isfinite(ft):
+            raise ValueError(f"{where}: frame_time {frame_time!r} is not finite (frame_number {fn})")
+        return fn, ft
 
     def _sync_durable(self) -> None:
         """Log and fsync what is complete on disk now, without waiting for queued frames."""
@@ -482,9 +515,12 @@ class ImgStore:
         """Finish writing (write mode) and release files."""
         if self._mode == "w":
             if not self._closed:
-                self._finish_chunk()
-                self._release_lock()
                 self._closed = True
+                try:
+                    self._finish_chunk()
+                finally:  # even if the last chunk failed: its frames stay readable from its frame log
+                    self._drop_frame_index_cache()
+                    self._release_lock()
                 if save_index:
                     self._write_sqlite_index(STORE_INDEX_FILENAME)
         else:
@@ -560,18 +596,18 @@ class ImgStore:
                 conv = encoding_converter(self._encoding)
             except ImgStoreError as e:
                 raise type(e)(f"{where}: {e}") from None
-            self._decode_image = conv if conv is not None else (lambda x: x)
+            self._decode_image = conv if conv is not None else _as_stored
         return self._decode_image
 
     def disable_decoding(self) -> None:
         """Return frames as stored, without converting the store's colour encoding."""
-        self._decode_image = lambda x: x
+        self._decode_image = _as_stored
         self._raw_frames = True
 
     @property
     def _out_shape(self) -> tuple[int, ...]:
         """Shape of the frames handed out: as stored when decoding is disabled."""
-        return tuple(self._imgshape) if getattr(self, "_raw_frames", False) else tuple(self.image_shape)
+        return tuple(self._imgshape) if self._raw_frames else tuple(self.image_shape)
 
     def _read_frame(self, frame_index: int) -> tuple[np.ndarray, FrameMeta]:
         img = self._frame_at(frame_index)
@@ -580,6 +616,7 @@ class ImgStore:
         fn = int(self._index.frame_number[frame_index])
         ft = float(self._index.frame_time[frame_index])
         self._cursor = int(frame_index)
+        self._chunk_n, self._chunk_current_frame_idx = self._index.locate(frame_index)
         self.frame_number = fn
         self.frame_time = ft
         return img, (fn, ft)
@@ -855,7 +892,7 @@ class ImgStore:
         """Chunk numbers that hold frames (write mode: chunks completed so far)."""
         if self._mode == "w":
             return list(range(0, self._chunk_n))
-        return self._index.chunks
+        return list(self._index.chunks)
 
     @property
     def user_metadata(self) -> dict[str, Any]:
@@ -935,8 +972,15 @@ class ImgStore:
             return [e.chunk for e in self._chunk_entries]
         return self._layout.list_chunks(self._storage)
 
+    def _extra_data_chunk_numbers(self) -> list[int]:
+        """Chunks that may hold extra data: every chunk, and those with extra data but no frames."""
+        chunks = set(self._all_chunk_numbers())
+        if self._layout.kind == "video":
+            chunks.update(self._layout.extra_data_chunks_in(self._storage.listdir("")))
+        return sorted(chunks)
+
     def _iter_extra_data_files(self, extensions=EXTRA_DATA_FILE_EXTENSIONS):
-        for c in self._all_chunk_numbers():
+        for c in self._extra_data_chunk_numbers():
             cands = self._layout.extra_data_candidates(c)
             motif = [(m, k) for m, k in cands if m and any(k.endswith(e) for e in extensions)]
             found_motif = False
@@ -1055,6 +1099,36 @@ class ImgStore:
         self._close_readers()
         self._open_index()
 
+    # ------------------------------------------------------------------ pickling
+    def __reduce__(self):
+        """A store open for reading pickles as its location and options (no frames, no caches) and is
+        opened again, at its first use, where it is unpickled (worker processes, dask, DataLoaders)."""
+        if self.__dict__.get("_reopen_args") is not None:  # unpickled and not used yet
+            basedir, options, raw = self._reopen_args
+        elif self._mode != "r":
+            raise TypeError(f"{self._basedir}: a store open for writing cannot be pickled (it holds the store's "
+                            f"lock, its encoders and open files); pickle a store opened for reading instead")
+        else:
+            basedir, options, raw = self._basedir, dict(self._options), self._raw_frames
+        return (_unpickled_store, (type(self), basedir, options, raw))
+
+    def __getattr__(self, name: str):
+        # only called for attributes that do not exist: an unpickled store opens at its first use
+        d = self.__dict__
+        args = d.get("_reopen_args")
+        if args is None or d.get("_reopening") or name.startswith("__"):
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        basedir, options, raw = args
+        d["_reopening"] = True
+        try:
+            self.__init__(basedir=basedir, mode="r", **options)
+        finally:
+            del d["_reopening"]
+        del d["_reopen_args"]
+        if raw:
+            self.disable_decoding()
+        return getattr(self, name)
+
     # ------------------------------------------------------------------ misc
     def __enter__(self):
         return self
@@ -1076,8 +1150,31 @@ class ImgStore:
 
     @property
     def _chunk_n_and_chunk_paths(self):
+        """(chunk_n, path without extension) of every chunk; None for a store opened with ``index=`` until
+        ``_iter_chunk_n_and_chunk_paths()`` has listed them (the original's behaviour)."""
+        if self._mode == "r" and self._chunk_entries is None and not getattr(self, "_chunks_listed", False):
+            return None
         return [(c, self._storage.describe(self._layout.index_base(c))) for c in self._all_chunk_numbers()]
 
     def _iter_chunk_n_and_chunk_paths(self):
+        self._chunks_listed = True
         yield from self._chunk_n_and_chunk_paths
+
+    #: the original's names of the ``__store`` section of metadata.yaml and of the user metadata
+    _metadata = store_metadata
+    _user_metadata = user_metadata
+
+    @classmethod
+    def extract_only_frame(cls, full_path, frame_index: int, _smd=None) -> np.ndarray:
+        """The frame at *frame_index* of the store at *full_path* (the original's classmethod)."""
+        from .factory import extract_only_frame
+
+        return extract_only_frame(full_path, frame_index)
+
+
+def _unpickled_store(cls: type[ImgStore], basedir: str, options: dict, raw_frames: bool) -> ImgStore:
+    """A store of class *cls* at *basedir* that opens for reading at its first use (see ``ImgStore.__reduce__``)."""
+    store = cls.__new__(cls)
+    store.__dict__["_reopen_args"] = (basedir, options, raw_frames)
+    return store
 

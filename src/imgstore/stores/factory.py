@@ -72,6 +72,7 @@ def new_for_filename(path=None, **kwargs: Any) -> ImgStore:
     md = read_metadata(open_storage(basedir, storage_options=kwargs.get("storage_options")))
     cls = _class_for(md.class_name, fullpath)
     kwargs["basedir"] = basedir
+    kwargs["_read_metadata"] = md  # read once (one request for a remote store)
     return cls(**kwargs)
 
 

@@ -52,6 +52,9 @@ class RawVideoFile(ImgStore):
                  sampling_frequency: float | None = None, timestamps=None, frame_numbers=None,
                  n_frames: int | None = None) -> None:
         path = os.fspath(path)
+        self._init_args = dict(path=path, frame_shape=frame_shape, dtype=dtype, offset=offset, axis_order=axis_order,
+                               sampling_frequency=sampling_frequency, timestamps=timestamps,
+                               frame_numbers=frame_numbers, n_frames=n_frames)
         if is_url(path):
             raise StoreFormatError(f"{path}: raw video files must be local to be memory-mapped")
         axis_order = axis_order.lower()
@@ -96,6 +99,7 @@ class RawVideoFile(ImgStore):
         self._mode = "r"
         self._options = {}
         self._decode_image = None
+        self._raw_frames = False
         self._closed = False
         self.frame_number = np.nan
         self.frame_time = np.nan
@@ -114,6 +118,10 @@ class RawVideoFile(ImgStore):
         self._chunk_entries = None
         self._index_report = IndexReport()
         self._readers = {0: MemmapVideoReader(frames, path)}
+
+    def __reduce__(self):
+        """Pickled as the arguments it was opened with; mapped again where it is unpickled."""
+        return (_raw_video_file, (self._init_args,))
 
     def _new_chunk_reader(self, chunk_n: int):
         return self._readers[0]
@@ -147,6 +155,10 @@ class RawVideoFile(ImgStore):
         if self._sampling_frequency:
             return float(self._sampling_frequency)
         return super().get_sampling_frequency()
+
+
+def _raw_video_file(kwargs: dict) -> RawVideoFile:
+    return RawVideoFile(**kwargs)
 
 
 def open_raw_video(path, *, frame_shape: Sequence[int], dtype, offset: int = 0, axis_order: str = "thw",

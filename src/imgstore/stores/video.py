@@ -33,21 +33,15 @@ class _LazyVideoWriter(ChunkWriter):
         self.pending: list[np.ndarray] = []
 
     def _fps(self, final: bool) -> float | None:
+        """The chunk's nominal frame rate: the caller's ``fps``, else from the frame times of the last
+        chunk and this one (None: wait for a second frame time)."""
         fps = self.store._options.get("fps")
         if fps:
             return float(fps)
-        times = self.store._chunk_ft if self.store._chunk_ft else []
-        if len(times) < 2:
-            times = self.store._prev_chunk_times
-            if len(times) < 2 and not final:
-                return None  # wait for a second frame time
-        dt = np.diff(np.asarray(times, dtype=np.float64))
-        dt = dt[np.isfinite(dt) & (dt > 0)]
-        if len(dt):
-            fps = 1.0 / float(np.median(dt))
-            if 0.01 <= fps <= 10000:
-                return fps
-        return _video().DEFAULT_FPS if final else (None if len(times) < 2 else _video().DEFAULT_FPS)
+        times = self.store._prev_chunk_times + self.store._chunk_ft
+        if len(times) < 2 and not final:
+            return None
+        return _video().nominal_fps(times)
 
     def _open(self, fps: float) -> None:
         s = self.store
@@ -170,7 +164,7 @@ class VideoImgStore(ImgStore):
         return _LazyVideoWriter(self, chunk_n)
 
     def _finish_chunk(self, wait: bool = True) -> None:
-        self._prev_chunk_times = list(self._chunk_ft[-1000:])
+        self._prev_chunk_times = list(self._chunk_ft[-200:])
         super()._finish_chunk(wait)
 
     def _delete_chunk(self, chunk_n: int) -> None:
@@ -246,6 +240,16 @@ class VideoImgStore(ImgStore):
             return False
         name = video.FORMAT_ALIASES.get(fmt.lower(), fmt.lower())
         return name in video.VIDEO_FORMATS and video.format_is_writable(name)  # probes this format only
+
+    @property
+    def _ext(self) -> str:
+        """Chunk file extension, e.g. ``.mp4`` (the original's attribute)."""
+        return self._layout.extension
+
+    @property
+    def _chunk_paths(self) -> list[str]:
+        """Paths of the chunk video files (the original's attribute)."""
+        return [self._storage.describe(self._layout.chunk_key(c)) for c in self._all_chunk_numbers()]
 
     @property
     def lossless(self) -> bool:
