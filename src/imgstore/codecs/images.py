@@ -15,7 +15,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..color import ensure_color, ensure_grayscale, is_color, swap_rb
+from ..color import bgr_to_gray, ensure_color, ensure_grayscale, is_color, rgb_to_gray, swap_rb
 
 #: OpenCV's default JPEG quality, used by the original
 JPEG_QUALITY = 95
@@ -82,9 +82,40 @@ def _bmp_encode(img: np.ndarray) -> bytes:
 
 
 def _bmp_decode(data: bytes, color: bool) -> np.ndarray:
-    import imagecodecs
+    arr = _bmp_pixels(data)
+    if arr is None:
+        import imagecodecs
 
-    return _from_file(imagecodecs.bmp_decode(data), color)
+        return _from_file(imagecodecs.bmp_decode(data), color)
+    if arr.ndim == 3:  # BMP rows hold BGR, as frames do
+        return arr if color else bgr_to_gray(arr)
+    return ensure_color(arr) if color else arr
+
+
+def _bmp_pixels(data: bytes) -> np.ndarray | None:
+    """The pixels of an uncompressed 24-bit BMP (BGR) or 8-bit BMP with a gray palette, as read
+    straight from the bytes; None for any other kind of BMP."""
+    if len(data) < 54 or data[:2] != b"BM":
+        return None
+    offset, header = int.from_bytes(data[10:14], "little"), int.from_bytes(data[14:18], "little")
+    w, h = int.from_bytes(data[18:22], "little", signed=True), int.from_bytes(data[22:26], "little", signed=True)
+    bits, compression = int.from_bytes(data[28:30], "little"), int.from_bytes(data[30:34], "little")
+    if header < 40 or compression != 0 or bits not in (8, 24) or w <= 0 or h == 0:
+        return None
+    channels = bits // 8
+    stride = (w * channels + 3) & ~3
+    if offset + stride * abs(h) > len(data):
+        return None
+    if bits == 8:
+        colors = int.from_bytes(data[46:50], "little") or 256
+        palette = np.frombuffer(data, np.uint8, 4 * colors, 14 + header).reshape(colors, 4)[:, :3]
+        if colors != 256 or not (palette == np.arange(256, dtype=np.uint8)[:, None]).all():
+            return None  # a palette that is not plain gray
+    rows = np.frombuffer(data, np.uint8, stride * abs(h), offset).reshape(abs(h), stride)[:, :w * channels]
+    if h > 0:
+        rows = rows[::-1]  # stored bottom-up
+    out = np.ascontiguousarray(rows)
+    return out.reshape(abs(h), w, 3) if channels == 3 else out
 
 
 def _tif_encode(img: np.ndarray) -> bytes:
@@ -112,13 +143,51 @@ def _pnm_encode(img: np.ndarray, want_color: bool) -> bytes:
 
 
 def _pnm_decode(data: bytes, color: bool) -> np.ndarray:
-    from PIL import Image
+    arr = _pnm_pixels(data)
+    if arr is None:
+        from PIL import Image
 
-    with Image.open(io.BytesIO(data)) as im:
-        arr = np.asarray(im)
-    if arr.dtype == np.int32:  # Pillow opens 16-bit PGM as 32-bit integers
-        arr = arr.astype(np.uint16)
+        with Image.open(io.BytesIO(data)) as im:
+            arr = np.asarray(im)
+        if arr.dtype == np.int32:  # Pillow opens 16-bit PGM as 32-bit integers
+            arr = arr.astype(np.uint16)
+        return _from_file(arr, color)
+    if arr.ndim == 3 and not color:
+        return rgb_to_gray(arr)  # no channel swap first
     return _from_file(arr, color)
+
+
+_PNM_WS = b" \t\r\n\v\f"
+
+
+def _pnm_pixels(data: bytes) -> np.ndarray | None:
+    """The pixels of a binary PGM (P5) or PPM (P6, RGB) with maxval 255 or 65535, straight from the
+    bytes (16-bit samples are big-endian); None for any other kind of PNM."""
+    if data[:2] not in (b"P5", b"P6"):
+        return None
+    fields, i, n = [], 2, len(data)
+    while len(fields) < 3:
+        while i < n and data[i] in _PNM_WS:
+            i += 1
+        if i < n and data[i] == 35:  # '#': a comment to the end of the line
+            while i < n and data[i] not in b"\r\n":
+                i += 1
+            continue
+        j = i
+        while j < n and 48 <= data[j] <= 57:
+            j += 1
+        if j == i or j >= n or data[j] not in _PNM_WS:
+            return None
+        fields.append(int(data[i:j]))
+        i = j
+    w, h, maxval = fields
+    channels = 3 if data[:2] == b"P6" else 1
+    dtype = {255: np.dtype(np.uint8), 65535: np.dtype(">u2")}.get(maxval)
+    count = w * h * channels
+    if dtype is None or not w or not h or n - (i + 1) < count * dtype.itemsize:
+        return None
+    arr = np.frombuffer(data, dtype, count, i + 1).reshape((h, w, 3) if channels == 3 else (h, w))
+    return arr.astype(np.uint16) if dtype.itemsize == 2 else arr.copy()
 
 
 @dataclass(frozen=True)
