@@ -16,6 +16,7 @@ from typing import Callable
 import numpy as np
 
 from ..color import bgr_to_gray, ensure_color, ensure_grayscale, is_color, rgb_to_gray, swap_rb
+from ..format.chunkindex import read_npy_header
 
 #: OpenCV's default JPEG quality, used by the original
 JPEG_QUALITY = 95
@@ -45,7 +46,15 @@ def _npy_encode(img: np.ndarray) -> bytes:
 
 
 def _npy_decode(data: bytes, color: bool) -> np.ndarray:
-    return np.load(io.BytesIO(data), allow_pickle=False)
+    """The array of an ``.npy`` file's bytes, a view of *data* (writable if *data* is); never unpickles.
+    (``np.load`` of a BytesIO copied a 1280x1024 frame in 8 pieces: 2.1 instead of 0.15 ms.)"""
+    f = io.BytesIO(memoryview(data)[:65536])
+    shape, fortran, dtype = read_npy_header(f)
+    if dtype.hasobject:
+        raise ValueError("the frame holds Python objects (pickled data is never loaded)")
+    count = int(np.prod(shape, dtype=np.int64))
+    arr = np.frombuffer(data, dtype, count, f.tell())  # ValueError if the file is short
+    return arr.reshape(shape, order="F" if fortran else "C")
 
 
 def _png_encode(img: np.ndarray) -> bytes:
@@ -178,7 +187,7 @@ def _pnm_pixels(data: bytes) -> np.ndarray | None:
             j += 1
         if j == i or j >= n or data[j] not in _PNM_WS:
             return None
-        fields.append(int(data[i:j]))
+        fields.append(int(bytes(data[i:j])))
         i = j
     w, h, maxval = fields
     channels = 3 if data[:2] == b"P6" else 1
@@ -187,7 +196,7 @@ def _pnm_pixels(data: bytes) -> np.ndarray | None:
     if dtype is None or not w or not h or n - (i + 1) < count * dtype.itemsize:
         return None
     arr = np.frombuffer(data, dtype, count, i + 1).reshape((h, w, 3) if channels == 3 else (h, w))
-    return arr.astype(np.uint16) if dtype.itemsize == 2 else arr.copy()
+    return arr.astype(np.uint16) if dtype.itemsize == 2 else arr  # a view of *data*
 
 
 @dataclass(frozen=True)

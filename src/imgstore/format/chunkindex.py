@@ -76,6 +76,17 @@ def _as_arrays(fn: Any, ft: Any, where: str) -> tuple[np.ndarray, np.ndarray]:
 _MAX_MEMBER_BYTES = 1 << 31
 
 
+def read_npy_header(f) -> tuple[tuple[int, ...], bool, np.dtype]:
+    """``(shape, fortran_order, dtype)`` of the ``.npy`` data in file object *f*, left at the data."""
+    fmt = np.lib.format
+    version = fmt.read_magic(f)
+    if version == (1, 0):
+        return fmt.read_array_header_1_0(f)
+    if version == (2, 0):
+        return fmt.read_array_header_2_0(f)
+    return fmt._read_array_header(f, version)
+
+
 def _npz_member(z: zipfile.ZipFile, name: str, where: str) -> np.ndarray:
     """One array of an npz, read without unpickling and without trusting its header's size."""
     try:
@@ -86,14 +97,7 @@ def _npz_member(z: zipfile.ZipFile, name: str, where: str) -> np.ndarray:
         raise CorruptChunkError(f"{where}: '{name}' is implausibly large ({info.file_size} bytes)")
     raw = z.read(info)
     f = io.BytesIO(raw)
-    fmt = np.lib.format
-    version = fmt.read_magic(f)
-    if version == (1, 0):
-        shape, fortran, dtype = fmt.read_array_header_1_0(f)
-    elif version == (2, 0):
-        shape, fortran, dtype = fmt.read_array_header_2_0(f)
-    else:
-        shape, fortran, dtype = fmt._read_array_header(f, version)
+    shape, fortran, dtype = read_npy_header(f)
     if dtype.hasobject:
         raise CorruptChunkError(f"{where}: '{name}' holds Python objects (pickled data is never loaded)")
     count = int(np.prod(shape, dtype=object))

@@ -63,6 +63,11 @@ class Storage(abc.ABC):
     def read_bytes(self, key: str) -> bytes:
         """Whole file; raises FileNotFoundError."""
 
+    def read_buffer(self, key: str) -> memoryview:
+        """Whole file as a writable bytes-like buffer (arrays made on it with ``np.frombuffer`` are
+        writable); raises FileNotFoundError."""
+        return memoryview(bytearray(self.read_bytes(key)))
+
     def read_many(self, keys: list[str]) -> list[bytes | None]:
         """Whole files of several keys (None for one that does not exist), fetched concurrently where
         the storage can."""
