@@ -244,9 +244,9 @@ def test_recover_command_dry_run_then_run(tmp_path):
 def test_chunks_left_fragmented_are_read_and_remuxed(tmp_path, monkeypatch):
     """Complete chunks whose MP4 is still fragmented (the remux at close failed or was skipped), and the
     temporary file of an interrupted remux: read exactly as they are, made plain MP4 by recovery."""
-    from imgstore.codecs import video
+    from imgstore.codecs.video import writer
 
-    monkeypatch.setattr(video, "remux_video_chunk", lambda *a, **k: None)  # close() leaves the fMP4
+    monkeypatch.setattr(writer, "remux_video_chunk", lambda *a, **k: None)  # close() leaves the fMP4
     path = str(tmp_path / "s")
     s = imgstore.new_for_format("avc1/mp4", path=path, imgshape=(96, 128), imgdtype=np.uint8, chunksize=40)
     for i in range(100):

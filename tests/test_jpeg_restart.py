@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from imgstore.codecs import video as video_mod
+from imgstore.codecs.video import bands as bands_mod
+from imgstore.codecs.video import pools as pools_mod
 from imgstore.codecs.jpeg_restart import restart_bands
 from imgstore.codecs.video import VideoChunkReader, VideoChunkWriter
 from imgstore.storage import LocalStorage
@@ -199,7 +200,7 @@ def read_barcode(img: np.ndarray) -> int:
 
 @pytest.fixture
 def two_workers(monkeypatch):
-    monkeypatch.setattr(video_mod, "_decode_workers", lambda: 2)
+    monkeypatch.setattr(pools_mod, "_decode_workers", lambda: 2)
 
 
 def write_chunk(tmp_path, frames, color, threads=2):
@@ -227,8 +228,8 @@ def test_random_reads_in_bands_equal_whole_frames(tmp_path, two_workers, monkeyp
     frames = barcode_frames(12, h, w, color)
     storage = write_chunk(tmp_path, frames, color)
     calls = []
-    real = video_mod.restart_bands
-    monkeypatch.setattr(video_mod, "restart_bands", lambda d, k: calls.append(k) or real(d, k))
+    real = bands_mod.restart_bands
+    monkeypatch.setattr(bands_mod, "restart_bands", lambda d, k: calls.append(k) or real(d, k))
     stacked = []
     real_stack = VideoChunkReader._stack
     monkeypatch.setattr(VideoChunkReader, "_stack", lambda self, *a: stacked.append(1) or real_stack(self, *a))
@@ -286,7 +287,7 @@ def test_band_read_does_not_wait_for_a_busy_pool(tmp_path, two_workers):
     storage = write_chunk(tmp_path, frames, True)
     rd = VideoChunkReader(storage, "000000.avi", color=True, imgshape=(96, 128, 3), read_ahead=False)
     release = threading.Event()
-    ex = video_mod._band_executor()
+    ex = pools_mod._band_executor()
     blockers = [ex.submit(release.wait, 10) for _ in range(8)]
     safety = threading.Timer(10, release.set)
     safety.start()

@@ -186,7 +186,7 @@ def test_writer_errors_surface(tmp_path, monkeypatch):
 def test_a_chunk_finished_in_the_background_reports_failure_and_keeps_its_frames(tmp_path, monkeypatch, fmt):
     # a full chunk is finished (writer closed, .npz written, frame log removed) on a background thread;
     # if that fails, the next flush / add_image / close raises it, and no frame is lost
-    import imgstore.stores.base as base
+    import imgstore.stores.chunk_finish as base
 
     path = str(tmp_path / "s")
     real = base.write_chunk_index
@@ -219,7 +219,7 @@ def test_a_chunk_finished_in_the_background_reports_failure_and_keeps_its_frames
 def test_close_finishes_the_last_chunk_when_the_one_before_failed(tmp_path, monkeypatch, fmt):
     import time
 
-    import imgstore.stores.base as base
+    import imgstore.stores.chunk_finish as base
 
     path = str(tmp_path / "s")
     real = base.write_chunk_index

@@ -31,7 +31,7 @@ from .constants import FRAME_INDEX_CACHE_FILENAME, STORE_MD_FILENAME
 from .errors import CorruptChunkError, RemoteStorageError
 from .format.chunkindex import INDEX_EXTENSIONS, parse_chunk_index
 from .format.layout import Layout
-from .index import FrameIndex
+from .frame_index import FrameIndex
 from .storage import FileInfo, LocalStorage, Storage
 
 log = logging.getLogger("imgstore.index")

@@ -18,7 +18,7 @@ import numpy as np
 from .errors import CorruptChunkError
 from .format.chunkindex import parse_chunk_index
 from .format.sqlite_index import SQLITE_INDEX_VERSION
-from .index import FrameIndex
+from .frame_index import FrameIndex
 
 _SCHEMA = (
     "CREATE TABLE frames (chunk INTEGER, frame_idx INTEGER, frame_number INTEGER, frame_time REAL)",

@@ -8,7 +8,7 @@ their rows, restart markers renumbered from 0); decoded and stacked, their
 pixels are the whole picture's, bit for bit (the decoder's IDCT works block by
 block and no band shares a block with another). FFmpeg's MJPEG encoder writes a
 marker after every MCU row when it encodes on slice threads, which is how the
-``mjpeg/avi`` format writes (see :mod:`.video`).
+``mjpeg/avi`` format writes (see :mod:`.video.bands`).
 
 Only bytes are handled here: no pixels, no decoder.
 """
@@ -93,9 +93,8 @@ def _layout(b: bytes) -> _Layout | None:
 
 
 #: the first band's share against each other band's: it is decoded by the caller, which starts on it
-#: before a pool thread has woken up for the next one and collects the others after it (640x480 BGR,
-#: 2 threads, 16 + 14 MCU rows against 15 + 15: random reads 6-11% faster; 1280x1024 gray, 68 + 60
-#: against 64 + 64: the same)
+#: before a pool thread has woken up for the next one and collects the others after it
+#: (docs/design/mjpeg-bands.md)
 _FIRST_BAND_WEIGHT = 8 / 7
 
 

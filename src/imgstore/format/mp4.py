@@ -194,71 +194,88 @@ def _parse_moov(moov: bytes, file_size: int) -> SampleTable:
         sizes = (np.full(count, sample_size, np.int64) if sample_size else
                  _u32s(moov, sa + 12, count)[:, 0])
 
-        if "stco" in boxes:
-            ca, _ = boxes["stco"]
-            n = struct.unpack(">I", moov[ca + 4: ca + 8])[0]
-            chunk_off = _u32s(moov, ca + 8, n)[:, 0]
-        else:
-            ca, _ = boxes["co64"]
-            n = struct.unpack(">I", moov[ca + 4: ca + 8])[0]
-            chunk_off = np.frombuffer(moov, dtype=">u8", count=n, offset=ca + 8).astype(np.int64)
-
-        ta, _ = boxes["stsc"]
-        n = struct.unpack(">I", moov[ta + 4: ta + 8])[0]
-        stsc = _u32s(moov, ta + 8, n, 3)  # first_chunk (1-based), samples_per_chunk, desc index
-        per_chunk = np.zeros(len(chunk_off), np.int64)
-        for k in range(n):
-            first = stsc[k, 0] - 1
-            last = stsc[k + 1, 0] - 1 if k + 1 < n else len(chunk_off)
-            per_chunk[first:last] = stsc[k, 1]
-        chunk_of_sample = np.repeat(np.arange(len(chunk_off)), per_chunk)[:count]
-        if len(chunk_of_sample) < count:
-            raise ValueError("stsc/stco describe fewer samples than stsz")
-        first_sample = np.concatenate([[0], np.cumsum(per_chunk)])[:-1]
-        csum = np.concatenate([[0], np.cumsum(sizes)])
-        within = csum[np.arange(count)] - csum[first_sample[chunk_of_sample]]
-        offsets = chunk_off[chunk_of_sample] + within
-
-        xa, _ = boxes["stts"]
-        n = struct.unpack(">I", moov[xa + 4: xa + 8])[0]
-        stts = _u32s(moov, xa + 8, n, 2)
-        deltas = np.repeat(stts[:, 1], stts[:, 0])[:count]
-        dts = np.concatenate([[0], np.cumsum(deltas)])[:count].astype(np.int64)
-        pts = dts.copy()
-        if "ctts" in boxes:
-            qa, _ = boxes["ctts"]
-            cver = moov[qa]
-            n = struct.unpack(">I", moov[qa + 4: qa + 8])[0]
-            raw = np.frombuffer(moov, dtype=">u4", count=2 * n, offset=qa + 8).reshape(n, 2)
-            offs = raw[:, 1].astype(np.int64)
-            if cver == 1:
-                offs = raw[:, 1].view(">i4").astype(np.int64)
-            pts = pts + np.repeat(offs, raw[:, 0].astype(np.int64))[:count]
-        if "elst" in boxes:
-            ea, _ = boxes["elst"]
-            ever = moov[ea]
-            n = struct.unpack(">I", moov[ea + 4: ea + 8])[0]
-            p = ea + 8
-            for _ in range(n):
-                if ever == 1:
-                    _dur, media_time = struct.unpack(">Qq", moov[p: p + 16])
-                    p += 20
-                else:
-                    _dur, media_time = struct.unpack(">Ii", moov[p: p + 8])
-                    p += 12
-                if media_time >= 0:  # the first non-empty edit: where presentation starts
-                    pts = pts - media_time
-                    break
-        if "stss" in boxes:
-            ka, _ = boxes["stss"]
-            n = struct.unpack(">I", moov[ka + 4: ka + 8])[0]
-            is_key = np.zeros(count, bool)
-            is_key[_u32s(moov, ka + 8, n)[:, 0] - 1] = True
-        else:
-            is_key = np.ones(count, bool)
+        offsets = _sample_offsets(moov, boxes, sizes, count)
+        pts, dts = _sample_times(moov, boxes, count)
+        is_key = _keyframes(moov, boxes, count)
         if count and int((offsets + sizes).max()) > file_size:
             raise ValueError("samples lie beyond the end of the file")
         return SampleTable(offsets.astype(np.int64), sizes.astype(np.int64), dts, pts.astype(np.int64), is_key,
                            int(timescale), fourcc, codec, int(width), int(height),
                            bytes(extradata), int(file_size))
     raise ValueError("no video track")
+
+
+def _sample_offsets(moov: bytes, boxes: dict, sizes: np.ndarray, count: int) -> np.ndarray:
+    """File offset of each of the track's *count* samples (``stco``/``co64`` chunk offsets, ``stsc``)."""
+    if "stco" in boxes:
+        ca, _ = boxes["stco"]
+        n = struct.unpack(">I", moov[ca + 4: ca + 8])[0]
+        chunk_off = _u32s(moov, ca + 8, n)[:, 0]
+    else:
+        ca, _ = boxes["co64"]
+        n = struct.unpack(">I", moov[ca + 4: ca + 8])[0]
+        chunk_off = np.frombuffer(moov, dtype=">u8", count=n, offset=ca + 8).astype(np.int64)
+
+    ta, _ = boxes["stsc"]
+    n = struct.unpack(">I", moov[ta + 4: ta + 8])[0]
+    stsc = _u32s(moov, ta + 8, n, 3)  # first_chunk (1-based), samples_per_chunk, desc index
+    per_chunk = np.zeros(len(chunk_off), np.int64)
+    for k in range(n):
+        first = stsc[k, 0] - 1
+        last = stsc[k + 1, 0] - 1 if k + 1 < n else len(chunk_off)
+        per_chunk[first:last] = stsc[k, 1]
+    chunk_of_sample = np.repeat(np.arange(len(chunk_off)), per_chunk)[:count]
+    if len(chunk_of_sample) < count:
+        raise ValueError("stsc/stco describe fewer samples than stsz")
+    first_sample = np.concatenate([[0], np.cumsum(per_chunk)])[:-1]
+    csum = np.concatenate([[0], np.cumsum(sizes)])
+    within = csum[np.arange(count)] - csum[first_sample[chunk_of_sample]]
+    offsets = chunk_off[chunk_of_sample] + within
+    return offsets
+
+
+def _sample_times(moov: bytes, boxes: dict, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(pts, dts)`` of each sample, track timescale (``stts``, ``ctts``, the first non-empty ``elst`` edit)."""
+    xa, _ = boxes["stts"]
+    n = struct.unpack(">I", moov[xa + 4: xa + 8])[0]
+    stts = _u32s(moov, xa + 8, n, 2)
+    deltas = np.repeat(stts[:, 1], stts[:, 0])[:count]
+    dts = np.concatenate([[0], np.cumsum(deltas)])[:count].astype(np.int64)
+    pts = dts.copy()
+    if "ctts" in boxes:
+        qa, _ = boxes["ctts"]
+        cver = moov[qa]
+        n = struct.unpack(">I", moov[qa + 4: qa + 8])[0]
+        raw = np.frombuffer(moov, dtype=">u4", count=2 * n, offset=qa + 8).reshape(n, 2)
+        offs = raw[:, 1].astype(np.int64)
+        if cver == 1:
+            offs = raw[:, 1].view(">i4").astype(np.int64)
+        pts = pts + np.repeat(offs, raw[:, 0].astype(np.int64))[:count]
+    if "elst" in boxes:
+        ea, _ = boxes["elst"]
+        ever = moov[ea]
+        n = struct.unpack(">I", moov[ea + 4: ea + 8])[0]
+        p = ea + 8
+        for _ in range(n):
+            if ever == 1:
+                _dur, media_time = struct.unpack(">Qq", moov[p: p + 16])
+                p += 20
+            else:
+                _dur, media_time = struct.unpack(">Ii", moov[p: p + 8])
+                p += 12
+            if media_time >= 0:  # the first non-empty edit: where presentation starts
+                pts = pts - media_time
+                break
+    return pts, dts
+
+
+def _keyframes(moov: bytes, boxes: dict, count: int) -> np.ndarray:
+    """Which samples are sync samples (``stss``; every one if there is none)."""
+    if "stss" in boxes:
+        ka, _ = boxes["stss"]
+        n = struct.unpack(">I", moov[ka + 4: ka + 8])[0]
+        is_key = np.zeros(count, bool)
+        is_key[_u32s(moov, ka + 8, n)[:, 0] - 1] = True
+    else:
+        is_key = np.ones(count, bool)
+    return is_key

@@ -12,7 +12,7 @@ from ..errors import StoreNotFoundError, UnsupportedFormatError
 from ..format.metadata import DIRECTORY_CLASSES, VIDEO_CLASSES, read_metadata
 from ..storage import open_storage
 from ..storage.remote import is_url
-from .base import ImgStore
+from .base import ImgStore, set_frame_extractor
 from .directory import DirectoryImgStore
 from .video import VideoImgStore
 
@@ -95,6 +95,9 @@ def extract_only_frame(path, frame_index: int) -> np.ndarray:
     with new_for_filename(path) as store:
         img, _ = store.get_image(None, frame_index=frame_index)
     return img
+
+
+set_frame_extractor(extract_only_frame)  # ImgStore.extract_only_frame: base.py cannot import this module
 
 
 def get_supported_formats() -> list[str]:

@@ -1,0 +1,143 @@
+"""Decoded frames as the arrays a reader hands out: BGR, or gray (and 16-bit gray) exactly as the
+original imgstore (OpenCV) reads them; swscale contexts kept per thread.
+
+Why gray comes from Y only where chroma is exactly neutral: docs/design/video-formats.md ("Gray").
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import numpy as np
+
+from ...color import bgr_to_gray
+from ...errors import CorruptChunkError
+from .formats import _RANGE_JPEG
+
+_GRAY8 = {"gray", "gray8"}
+_GRAY16 = {"gray16le", "gray16be", "gray16"}
+_NEUTRAL8 = np.uint64(0x8080808080808080)
+
+
+def _plane(frame, i: int) -> np.ndarray:
+    p = frame.planes[i]
+    a = np.frombuffer(p, np.uint8)
+    return a.reshape(-1, p.line_size)[: p.height, : p.width]
+
+
+_tls = threading.local()
+_idle_sws: list = []
+_idle_sws_lock = threading.Lock()
+
+
+def _sws():
+    """This thread's swscale context: taken from the idle ones (a read-ahead thread lives as long as one
+    sequential run in one chunk; setting a context up costs ~0.3 ms), given back by :func:`_sws_release`."""
+    sws = getattr(_tls, "sws", None)
+    if sws is None:
+        with _idle_sws_lock:
+            sws = _idle_sws.pop() if _idle_sws else None
+        if sws is None:
+            from av.video.reformatter import VideoReformatter
+
+            sws = VideoReformatter()
+        _tls.sws = sws
+    return sws
+
+
+def _sws_release() -> None:
+    sws = getattr(_tls, "sws", None)
+    if sws is not None:
+        _tls.sws = None
+        with _idle_sws_lock:
+            if len(_idle_sws) < 8:
+                _idle_sws.append(sws)
+
+
+def _to_bgr24(fr) -> np.ndarray:
+    """``fr.to_ndarray(format="bgr24")``, the same pixels, with a long-lived single-threaded swscale
+    context per thread (``to_ndarray`` sets one up for every frame, which cost more than decoding a
+    640x480 H.264 P-frame; our own threads already use the cores) and without a second copy where the
+    converted frame's rows are not padded."""
+    out = _sws().reformat(fr, format="bgr24", threads=1)
+    if out is fr:
+        return fr.to_ndarray(format="bgr24")  # already BGR: a copy, never a view of a cached frame
+    p = out.planes[0]
+    h, w = out.height, out.width
+    if p.line_size == 3 * w:
+        return np.frombuffer(p, np.uint8, 3 * w * h).reshape(h, w, 3)  # owns (keeps alive) the new frame
+    return out.to_ndarray()
+
+
+def _all_128(c: np.ndarray) -> bool:
+    """Every sample of the 2-D uint8 array *c* (rows may be padded) is 128."""
+    if c.shape[1] % 8 == 0 and c.strides[0] % 8 == 0 and c.ctypes.data % 8 == 0:
+        return bool(np.all(c.view(np.uint64) == _NEUTRAL8))  # 8 samples at a time
+    return bool(c.min() == 128 and c.max() == 128)
+
+
+def _full_range_yuv8(frame, name: str) -> bool:
+    return (name.startswith("yuvj") or (name.startswith("yuv") and frame.color_range == _RANGE_JPEG)) \
+        and name.endswith("p") and len(frame.planes) >= 3
+
+
+def _full_range_neutral(frame) -> bool:
+    """8-bit full-range YUV whose chroma is exactly neutral: then gray == Y, bit for bit."""
+    if not _full_range_yuv8(frame, frame.format.name):
+        return False  # only 8-bit planar full-range formats
+    return _all_128(_plane(frame, 1)) and _all_128(_plane(frame, 2))
+
+
+def _after_fork_in_child() -> None:
+    """A thread that held the idle contexts' lock did not survive fork()."""
+    global _idle_sws_lock
+    _idle_sws_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+class PixelOutput:
+    """The part of :class:`~.reader.VideoChunkReader` that turns a decoded frame into its output image
+    (reads ``color``, ``dtype``, ``imgshape``, ``filename`` and ``_mono`` of the reader)."""
+
+    def _convert(self, fr) -> np.ndarray:
+        """The output image of decoded frame *fr*."""
+        return self._crop(self._pixels(fr))
+
+    def _pixels(self, fr) -> np.ndarray:
+        """*fr* converted to this reader's pixel format, not cropped."""
+        name = fr.format.name
+        if self.color:
+            img = _to_bgr24(fr)
+        elif self.dtype == np.uint16:
+            if name in _GRAY16:
+                img = fr.to_ndarray(format="gray16le")
+            else:
+                img = self._gray8(fr, name).astype(np.uint16)
+        else:
+            img = self._gray8(fr, name)
+        return img
+
+    def _crop(self, img: np.ndarray) -> np.ndarray:
+        """*img* cut to the store's frame shape (the original imgstore rounds odd sizes down to even)."""
+        if self.imgshape is not None:
+            h, w = self.imgshape[:2]
+            if img.shape[0] < h or img.shape[1] < w:
+                raise CorruptChunkError(
+                    f"{self.filename}: decoded frame is {img.shape[1]}x{img.shape[0]}, store says {w}x{h}"
+                )
+            if img.shape[0] > h or img.shape[1] > w:
+                img = np.ascontiguousarray(img[:h, :w])
+        return img
+
+    def _gray8(self, fr, name: str) -> np.ndarray:
+        if name in _GRAY8:
+            return fr.to_ndarray(format="gray")
+        if self._mono and _full_range_yuv8(fr, name):
+            return _plane(fr, 0).copy()  # monochrome H.264: the decoder fills chroma with 128
+        if _full_range_neutral(fr):
+            return _plane(fr, 0).copy()
+        return bgr_to_gray(_to_bgr24(fr))
