@@ -4,6 +4,7 @@ Drop-in compatible with loopbio's imgstore (same API, same on-disk format),
 with video through FFmpeg (PyAV) instead of OpenCV.
 """
 
+from ._version import __version__
 from .errors import (CorruptChunkError, EndOfStoreError, FrameNotFoundError, ImgStoreError, StoreFormatError,
                      StoreLockedError, StoreNotFoundError, UnsupportedFormatError)
 from .stores import (DirectoryImgStore, ImgStore, VideoImgStore, extract_only_frame, get_supported_formats,
@@ -11,8 +12,15 @@ from .stores import (DirectoryImgStore, ImgStore, VideoImgStore, extract_only_fr
 from .color import ensure_color, ensure_grayscale
 from .stores.rawvideo import RawVideoFile, open_raw_video
 from .videofile import VideoFile, open_video
+from .align import AlignedStores, align_stores
+from .conversion import convert
+from .selection import Selection
+from .integrations.dask import to_dask_array as _to_dask_array
+from .stores.array_view import set_dask_bridge as _set_dask_bridge
 
-__version__ = "1.0.0.dev0"
+# the composition root wires the layers together: store.to_dask() builds its array with the dask
+# integration, which sits above imgstore.stores (docs/ARCHITECTURE.md, "Wiring")
+_set_dask_bridge(_to_dask_array)
 
 
 def test():
@@ -34,4 +42,5 @@ __all__ = [
     "DirectoryImgStore", "VideoImgStore", "ensure_color", "ensure_grayscale", "ImgStoreError",
     "StoreNotFoundError", "StoreFormatError", "UnsupportedFormatError", "FrameNotFoundError", "EndOfStoreError",
     "CorruptChunkError", "StoreLockedError", "open_raw_video", "RawVideoFile", "open_video", "VideoFile", "__version__",
+    "convert", "align_stores", "AlignedStores", "Selection",
 ]

@@ -40,6 +40,7 @@ import os
 import posixpath
 import sys
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
@@ -200,11 +201,13 @@ def _fix_raw_chunk(st: _Store, chunk_n: int, n: int, rec: Recovery) -> None:
 
 
 # ------------------------------------------------------------------ the procedure
-def recover_store(path: str, *, dry_run: bool = False, verify: bool = True) -> Recovery:
+def recover_store(path: str, *, dry_run: bool = False, verify: bool = True,
+                  progress: Callable[[int, int], None] | None = None) -> Recovery:
     """Repair the store at *path* (a folder or its metadata.yaml) left by a writer that died.
 
     Raises WriterAlive while its writer still runs. With *verify* (default)
     every logged frame of a crashed chunk is decoded before it is indexed.
+    *progress* is called with (chunks done, chunks in all).
     """
     if is_url(str(path)) and not str(path).startswith("file://"):
         raise ImgStoreError(f"{path}: only local stores can be recovered")
@@ -233,11 +236,13 @@ def recover_store(path: str, *, dry_run: bool = False, verify: bool = True) -> R
                     storage.remove(key)
 
     chunks = st.layout.list_chunks(storage)
-    for c in chunks:
+    for done, c in enumerate(chunks):
         try:
             _recover_chunk(st, c, rec, verify)
         except CorruptChunkError as e:  # a damaged index: not what a killed writer leaves
             rec.warnings.append(f"chunk {c} left alone: {e}")
+        if progress is not None:
+            progress(done + 1, len(chunks))
     _orphan_logs(st, set(chunks), rec)
     if st.is_video and not rec.dry_run and not st.layout.list_chunks(storage):
         _empty_first_chunk(st, rec)
@@ -433,23 +438,51 @@ def _terminate_json(st: _Store, key: str, rec: Recovery) -> None:
 
 
 # ------------------------------------------------------------------ command line
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="imgstore-recover",
-                                description="Turn the store of a writer that died back into a normal store.")
+DESCRIPTION = """\
+Turn the store of a writer that died back into a normal store in the original's layout
+(readers do not need it: they read such a store as it is). It refuses to touch a store whose
+writer is still running; running it again does nothing. Exit status: 0 done (or nothing to
+do), 1 error, 2 refused (the store's writer is alive).
+
+examples:
+  imgstore recover mystore --dry-run
+  imgstore recover mystore"""
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    """The command's arguments (shared by ``imgstore recover`` and ``imgstore-recover``)."""
     p.add_argument("path", help="store folder (or its metadata.yaml)")
     p.add_argument("--dry-run", action="store_true", help="print what would be done, change nothing")
     p.add_argument("--no-verify", action="store_true",
                    help="index crashed chunks by their data's frame count without decoding every frame")
-    args = p.parse_args(argv)
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress")
+    p.add_argument("--json", action="store_true", help="print what was (or would be) done as JSON")
+
+
+def run(args: argparse.Namespace, prog: str = "imgstore recover") -> int:
+    """Recover ``args.path``; prints what was (or would be) done. Returns the exit status."""
+    from .progress import Progress
+
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    bar = Progress(None, "recover", unit="chunk", quiet=args.quiet)
     try:
-        rec = recover_store(args.path, dry_run=args.dry_run, verify=not args.no_verify)
+        rec = recover_store(args.path, dry_run=args.dry_run, verify=not args.no_verify,
+                            progress=lambda done, total: (bar.set_total(total), bar.set(done)))
     except WriterAlive as e:
-        print(f"imgstore-recover: refused: {e}", file=sys.stderr)
+        bar.close(summary=False)
+        print(f"{prog}: refused: {e}", file=sys.stderr)
         return 2
     except (ImgStoreError, OSError, ValueError) as e:
-        print(f"imgstore-recover: {e}", file=sys.stderr)
+        bar.close(summary=False)
+        print(f"{prog}: {e}", file=sys.stderr)
         return 1
+    bar.close()
+    if args.json:
+        import json
+
+        print(json.dumps({"path": rec.path, "dry_run": rec.dry_run, "actions": rec.actions,
+                          "warnings": rec.warnings}, indent=1))
+        return 0
     prefix = "would: " if args.dry_run else ""
     for a in rec.actions:
         print(prefix + a)
@@ -458,6 +491,13 @@ def main(argv=None) -> int:
     if not rec.actions:
         print(f"{rec.path}: nothing to do")
     return 0
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="imgstore-recover", description=DESCRIPTION,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    configure(p)
+    return run(p.parse_args(argv), prog="imgstore-recover")
 
 
 def console_main() -> None:

@@ -42,31 +42,39 @@ def check_format(fmt: str, color: bool, folder: str, nframes: int = 23, chunksiz
     return None
 
 
+def selftest_cases(formats: list[str] | None = None) -> list[tuple[str, bool]]:
+    """``(format, colour)`` of each case the self-test runs (every supported format, gray and colour)."""
+    formats = formats or [f for f in get_supported_formats() if not f.endswith("+color")]
+    return [(fmt, color) for fmt in formats for color in (False, True)
+            if not (fmt == "pgm" and color or fmt == "ppm" and not color)]
+
+
+def run_case(fmt: str, color: bool, show_traceback: bool = False) -> tuple[str, str | None, float]:
+    """Run one case: ``(label, None or what went wrong, seconds)``."""
+    folder = tempfile.mkdtemp(prefix="imgstore-selftest-")
+    t0 = time.perf_counter()
+    try:
+        err = check_format(fmt, color, folder)
+    except Exception as e:  # report, keep going
+        err = f"{e.__class__.__name__}: {e}"
+        if show_traceback:
+            traceback.print_exc()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return f"{fmt:12s} {'colour' if color else 'gray':6s}", err, time.perf_counter() - t0
+
+
 def run_selftest(formats: list[str] | None = None, verbose: bool = True) -> int:
     """Run the self-test; prints one line per case and a summary. Returns the number of failures."""
-    formats = formats or [f for f in get_supported_formats() if not f.endswith("+color")]
     passed = failed = 0
-    for fmt in formats:
-        for color in (False, True):
-            if fmt == "pgm" and color or fmt == "ppm" and not color:
-                continue
-            folder = tempfile.mkdtemp(prefix="imgstore-selftest-")
-            t0 = time.perf_counter()
-            try:
-                err = check_format(fmt, color, folder)
-            except Exception as e:  # report, keep going
-                err = f"{e.__class__.__name__}: {e}"
-                if verbose:
-                    traceback.print_exc()
-            finally:
-                shutil.rmtree(folder, ignore_errors=True)
-            label = f"{fmt:12s} {'colour' if color else 'gray':6s}"
-            if err is None:
-                passed += 1
-                if verbose:
-                    print(f"PASS {label} ({time.perf_counter() - t0:.2f} s)")
-            else:
-                failed += 1
-                print(f"FAIL {label}: {err}")
+    for fmt, color in selftest_cases(formats):
+        label, err, seconds = run_case(fmt, color, show_traceback=verbose)
+        if err is None:
+            passed += 1
+            if verbose:
+                print(f"PASS {label} ({seconds:.2f} s)")
+        else:
+            failed += 1
+            print(f"FAIL {label}: {err}")
     print(f"{passed} passed, {failed} failed")
     return failed
