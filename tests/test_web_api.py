@@ -314,6 +314,19 @@ def test_token_required_off_loopback(stores):
         assert s.stop() == 0
 
 
+def test_view_web_forwards_port_and_host(stores):
+    """``imgstore-view --web PATH --host H --port 0`` is ``imgstore serve`` with the same options."""
+    s = Server(stores["b"], "--host", "0.0.0.0", command=("-m", "imgstore.apps.cli", "view", "--web"))
+    try:
+        assert "?token=" in s.url and s.port != 0
+        s.base = f"http://127.0.0.1:{s.port}/"
+        assert s.get("api/stores")[0] == 401
+        token = s.url.split("token=")[1]
+        assert json.loads(s.get(f"api/stores?token={token}")[2])[0]["frame_count"] == 300
+    finally:
+        assert s.stop() == 0
+
+
 def test_parse_time_forms():
     utc = datetime.timezone.utc
     assert parse_time("1796200000.5", "time", utc) == 1796200000.5

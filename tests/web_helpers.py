@@ -53,9 +53,9 @@ def make_stores(root) -> dict[str, str]:
 class Server:
     """``python -m imgstore.apps.web ARGS --port 0`` running; ``url`` is its first line of output."""
 
-    def __init__(self, *args: str, timeout: float = 60.0) -> None:
+    def __init__(self, *args: str, timeout: float = 60.0, command: tuple[str, ...] = ("-m", "imgstore.apps.web")) -> None:
         env = dict(os.environ, PYTHONUNBUFFERED="1")
-        self.proc = subprocess.Popen([sys.executable, "-m", "imgstore.apps.web", *args, "--port", "0"],
+        self.proc = subprocess.Popen([sys.executable, *command, *args, "--port", "0"],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
         line = self.proc.stdout.readline() if ready else ""

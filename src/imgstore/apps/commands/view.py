@@ -32,15 +32,31 @@ def configure(p: argparse.ArgumentParser) -> None:
                                                      "(with its status bar) as a PNG and exit")
     p.add_argument("--frame-index", type=int, default=0, help="the frame --export writes (default 0)")
     p.add_argument("--web", action="store_true", help="view in a browser ('imgstore serve PATH')")
+    web = p.add_argument_group("with --web (as in 'imgstore serve')")
+    web.add_argument("--port", type=int, default=None, help="TCP port (0: a free one)")
+    web.add_argument("--host", default=None, help="address to bind (default 127.0.0.1; others need the token)")
+    web.add_argument("--open", action="store_true", help="open the page in the default web browser")
     p.add_argument("--seconds", type=float, default=None, help=argparse.SUPPRESS)  # for tests: close after S s
     add_common(p)
+
+
+def web_argv(args: argparse.Namespace) -> list[str]:
+    """The 'imgstore serve' arguments that 'view --web' stands for."""
+    argv = [args.path]
+    if args.port is not None:
+        argv += ["--port", str(args.port)]
+    if args.host is not None:
+        argv += ["--host", args.host]
+    if args.open:
+        argv.append("--open")
+    return argv
 
 
 def run(args: argparse.Namespace) -> int:
     if args.web:
         from .serve import run_web
 
-        return run_web([args.path])
+        return run_web(web_argv(args))
     from ...util import motif_get_recording_timezone
     from ..viewer import Player
 
