@@ -19,7 +19,7 @@ PACKAGE = pathlib.Path(imgstore.__file__).resolve().parent
 LAYERS: dict[str, int] = {
     # helpers every layer uses
     "imgstore._version": 0, "imgstore._pixels": 0, "imgstore.errors": 0, "imgstore.constants": 0,
-    "imgstore.color": 0,
+    "imgstore.color": 0, "imgstore.frame_memory": 0,
     # bytes in and out of a store folder (local or fsspec)
     "imgstore.storage": 1,
     # the files of a store: metadata, chunk indexes, extra data, locks; the original's util names

@@ -6,6 +6,7 @@ import re
 
 import numpy as np
 
+from . import frame_memory
 from .errors import OptionalDependencyError, UnsupportedFormatError
 
 try:  # the compiled uint8 loops (docs/design/pixels.md); numpy gives the same bytes without them
@@ -26,7 +27,7 @@ def _compiled(img: np.ndarray) -> bool:
 
 def swap_rb(img: np.ndarray) -> np.ndarray:
     """BGR <-> RGB as a new C-contiguous array."""
-    out = np.empty(img.shape, dtype=img.dtype)
+    out = frame_memory.empty(img.shape, dtype=img.dtype)
     if _compiled(img):
         _pixels.swap_rb(np.ascontiguousarray(img), out)
         return out
@@ -59,7 +60,7 @@ def bgr_to_gray(img: np.ndarray) -> np.ndarray:
 def _weighted_gray(img: np.ndarray, weights: tuple[int, int, int]) -> np.ndarray:
     """``(c0*w0 + c1*w1 + c2*w2 + 2**14) >> 15`` of the channels c0, c1, c2 of *img* (see :func:`bgr_to_gray`)."""
     if _compiled(img):
-        out = np.empty(img.shape[:-1], np.uint8)
+        out = frame_memory.empty(img.shape[:-1], np.uint8)
         (_pixels.bgr_to_gray if weights == _GRAY_WEIGHTS else _pixels.rgb_to_gray)(np.ascontiguousarray(img), out)
         return out
     if img.dtype == np.uint8 or img.dtype == np.uint16:
@@ -67,9 +68,9 @@ def _weighted_gray(img: np.ndarray, weights: tuple[int, int, int]) -> np.ndarray
         h = src.shape[0] if src.ndim == 3 else 1
         src = src.reshape(h, -1, 3)
         acc_t = np.uint32 if img.dtype == np.uint8 else np.uint64
-        out = np.empty(src.shape[:2], img.dtype)
+        out = frame_memory.empty(src.shape[:2], img.dtype)
         rows = max(1, 65536 // max(1, src.shape[1]))  # 256 KiB of accumulator per block
-        acc = np.empty((min(rows, h), src.shape[1]), acc_t)
+        acc = frame_memory.empty((min(rows, h), src.shape[1]), acc_t)
         tmp = np.empty_like(acc)
         for r in range(0, h, rows):
             blk = src[r:r + rows]
@@ -97,7 +98,7 @@ def ensure_color(img: np.ndarray, ensure_copy: bool = False) -> np.ndarray:
         img = img[..., 0]
     if img.ndim == 3 and img.shape[-1] == 4:
         return np.ascontiguousarray(img[..., :3])
-    out = np.empty(img.shape + (3,), img.dtype)
+    out = frame_memory.empty(img.shape + (3,), img.dtype)
     if _pixels is not None and img.dtype == np.uint8:
         _pixels.gray_to_bgr(np.ascontiguousarray(img), out)
     else:

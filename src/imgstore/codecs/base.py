@@ -24,6 +24,11 @@ class ChunkReader(abc.ABC):
         """Frames at *positions* (in the order given)."""
         return [self.read(int(p)) for p in positions]
 
+    def entry_positions(self) -> np.ndarray | None:
+        """Positions from which a fresh reader reading on in order decodes no frame shown before it (a
+        chunk can be cut there and its parts decoded at the same time); None: every position."""
+        return None
+
     def close(self) -> None:
         """Release files and decoders."""
 

@@ -19,7 +19,7 @@ class DirectoryChunkReader(ChunkReader):
     """Reads frame files of one chunk folder.
 
     When frames are read in order, the next ``readahead`` frames of the chunk
-    are decoded on a thread pool while the caller works on the current one.
+    are decoded (or, remote, fetched) on a thread pool while the caller works on the current one.
     """
 
     def __init__(self, storage: Storage, layout: Layout, chunk_n: int, fmt: ImageFormat, *, color: bool,
@@ -30,7 +30,9 @@ class DirectoryChunkReader(ChunkReader):
         self.fmt = fmt
         self.color = color
         self.n_frames = n_frames
-        self._readahead = readahead if (fmt.name != "npy" and n_frames) else 0
+        # uncompressed local frames: reading one is cheaper than handing it over from another thread
+        ahead = fmt.compressed or storage.local_path() is None
+        self._readahead = readahead if (ahead and n_frames) else 0
         self._pool: ThreadPoolExecutor | None = None
         self._ahead: dict[int, Future] = {}
         self._last = -2

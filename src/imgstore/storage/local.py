@@ -10,6 +10,8 @@ from typing import BinaryIO
 
 import numpy as np
 
+from .. import frame_memory
+
 from .base import FileInfo, Storage, normalize_key
 
 
@@ -97,7 +99,7 @@ class LocalStorage(Storage):
     def read_buffer(self, key: str) -> memoryview:
         with self._open_regular(key) as f:
             size = os.fstat(f.fileno()).st_size
-            buf = np.empty(size, np.uint8)  # not zeroed first, unlike a bytearray
+            buf = frame_memory.empty(size)  # not zeroed first, unlike a bytearray; memory used again
             n = f.readinto(buf)  # one copy, from the page cache into the buffer
             return memoryview(buf)[:n]  # shorter if the file shrank meanwhile
 

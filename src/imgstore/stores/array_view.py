@@ -121,7 +121,7 @@ class ArrayView:
         return out
 
     def to_dask(self):
-        """This store as a lazy ``dask.array``, one block per chunk
+        """This store as a lazy ``dask.array``, one block per chunk or per part of a chunk cut at a keyframe
         (:func:`imgstore.integrations.dask.to_dask_array`)."""
         self._require_read()
         if _dask_bridge is None:

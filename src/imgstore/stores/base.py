@@ -1,8 +1,8 @@
 """``ImgStore``, the API shared by every store kind, put together from one mixin per role:
 :mod:`.reading` (frame index, chunk readers, ``get_image``), :mod:`.writing` (``add_image``, chunk
 rollover, the frame log; a full chunk is finished by :mod:`.chunk_finish`), :mod:`.array_view`
-(``store[...]``, ``get_series``, ``to_dask``), :mod:`.extra_data`, :mod:`.index_files` and
-:mod:`.pickling`. This module holds what both modes share: opening, the metadata properties,
+(``store[...]``, ``get_series``, ``to_dask``), :mod:`.chunk_iter` (``iter_chunks``), :mod:`.extra_data`,
+:mod:`.index_files` and :mod:`.pickling`. This module holds what both modes share: opening, the metadata properties,
 ``close`` and the original's attribute names. Map: docs/ARCHITECTURE.md.
 """
 
@@ -22,6 +22,7 @@ from ..format.metadata import StoreMetadata, created_datetime
 from ..storage import open_storage
 from ..storage.remote import is_url
 from .array_view import ArrayView
+from .chunk_iter import ChunkFrames, ChunkIteration  # noqa: F401 - ChunkFrames: the items iter_chunks yields
 from .extra_data import ExtraDataReading
 from .index_files import IndexFiles
 from .pickling import Pickling, _unpickled_store  # noqa: F401 - pickles made before the split name it here
@@ -39,7 +40,7 @@ def set_frame_extractor(extract) -> None:
     _extract_only_frame = extract
 
 
-class ImgStore(StoreReading, ArrayView, StoreWriting, ExtraDataReading, IndexFiles, Pickling):
+class ImgStore(StoreReading, ArrayView, ChunkIteration, StoreWriting, ExtraDataReading, IndexFiles, Pickling):
     """A store of video frames with their frame numbers, times and metadata.
 
     Open one with :func:`imgstore.new_for_filename` (read) or

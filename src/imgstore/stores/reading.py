@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from .chunk_ahead import ChunksAhead
 from ..color import encoding_converter, is_color
 from ..constants import STORE_MD_FILENAME
 from ..errors import (CorruptChunkError, EndOfStoreError, FrameNotFoundError, ImgStoreError, StoreFormatError,
@@ -29,7 +30,7 @@ def _as_stored(img: np.ndarray) -> np.ndarray:
     return img
 
 
-class StoreReading:
+class StoreReading(ChunksAhead):
     """The read side of :class:`~.base.ImgStore`. Owns the frame index (``_index``, ``_chunk_entries``,
     ``_index_report``), the open chunk readers (``_readers``), the read position (``_cursor``,
     ``_chunk_n``, ``_chunk_current_frame_idx``) and the frame decoding (``_decode_image``,
@@ -180,7 +181,17 @@ class StoreReading:
     def _new_chunk_reader(self, chunk_n: int):  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def _new_ahead_reader(self, chunk_n: int, alone: bool = False):
+        """A reader of chunk *chunk_n* for decoding it ahead on a thread of its own (see :mod:`.chunk_ahead`);
+        *alone*: no other chunk is being decoded meanwhile."""
+        return self._new_chunk_reader(chunk_n)
+
+    def _frame_bytes(self) -> int:
+        """Bytes of one frame as handed out, if decoding chunks ahead pays; 0 where it does not."""
+        return 0
+
     def _close_readers(self) -> None:
+        self._stop_aheads()
         for r in getattr(self, "_readers", {}).values():
             r.close()
         self._readers = {}
@@ -209,13 +220,22 @@ class StoreReading:
         return tuple(self._imgshape) if self._raw_frames else tuple(self.image_shape)
 
     def _read_frame(self, frame_index: int) -> tuple[np.ndarray, FrameMeta]:
-        img = self._frame_at(frame_index)
+        img = where = None
+        if frame_index == self._cursor + 1 and frame_index and self._frame_bytes():
+            got = self._ahead_frame(frame_index)  # reading on: the chunks after this one decode meanwhile
+            if got is not None:
+                img, where = self._decoder()(got[0]), got[1:]
+                self._check_frame(img, *where)
+        elif self.__dict__.get("_aheads"):
+            self._stop_aheads()
+        if img is None:
+            img = self._frame_at(frame_index)
         if not img.flags.writeable:
             img = img.copy()  # callers of get_image may draw on the frame, as with the original
         fn = int(self._index.frame_number[frame_index])
         ft = float(self._index.frame_time[frame_index])
         self._cursor = int(frame_index)
-        self._chunk_n, self._chunk_current_frame_idx = self._index.locate(frame_index)
+        self._chunk_n, self._chunk_current_frame_idx = where or self._index.locate(frame_index)
         self.frame_number = fn
         self.frame_time = ft
         return img, (fn, ft)
@@ -246,7 +266,7 @@ class StoreReading:
         """Reading on to frame *i*: if it is the first of a chunk, that chunk's reader can start
         decoding ahead at once (see ``read_ahead_from``), not at its second read."""
         chunk_n, pos = self._index.locate(i)
-        if pos:
+        if pos or chunk_n in self.__dict__.get("_aheads", ()):
             return
         try:
             start = getattr(self._chunk_reader(chunk_n), "read_ahead_from", None)

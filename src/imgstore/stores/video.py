@@ -134,6 +134,26 @@ class VideoImgStore(ImgStore):
         except FileNotFoundError:
             raise CorruptChunkError(f"{self._storage.describe(key)}: chunk video file is missing") from None
 
+    def _new_ahead_reader(self, chunk_n: int, alone: bool = False):
+        """A reader with a single-threaded decoder (unless *alone*: then its own threads), no read-ahead
+        thread, a small cache (the frames a B-frame walk passes by): its chunk is read once, in order,
+        on a thread of its own (:mod:`.chunk_ahead`)."""
+        return _video().VideoChunkReader(self._storage, self._layout.chunk_key(chunk_n),
+                                         color=is_color(self._imgshape), imgshape=self._imgshape,
+                                         dtype=self._imgdtype, write_index=self._storage.writable,
+                                         threads=0 if alone else 1, read_ahead=False, cache_frames=16)
+
+    def _frame_bytes(self) -> int:
+        """0 for intra-only codecs: their frames are decoded ahead in parallel within the chunk already."""
+        n = self.__dict__.get("_frame_bytes_n")
+        if n is None:
+            md = getattr(self, "_md", None)
+            vf = self._read_format(md) if md is not None else None
+            intra = vf is not None and vf.family in ("mjpeg", "ffv1")
+            n = 0 if intra else int(np.prod(self._out_shape)) * np.dtype(self._imgdtype).itemsize
+            self.__dict__["_frame_bytes_n"] = n
+        return n
+
     # --- writing ---------------------------------------------------------
     def _prepare_write(self, fmt, imgshape, imgdtype, encoding):
         if not isinstance(fmt, str):

@@ -11,9 +11,11 @@ import threading
 
 import numpy as np
 
+from ... import frame_memory
 from ...color import bgr_to_gray
 from ...errors import CorruptChunkError
 from .formats import _RANGE_JPEG
+from .yuv import fast_coeffs, yuv_to_bgr, yuv_to_gray
 
 _GRAY8 = {"gray", "gray8"}
 _GRAY16 = {"gray16le", "gray16be", "gray16"}
@@ -24,6 +26,14 @@ def _plane(frame, i: int) -> np.ndarray:
     p = frame.planes[i]
     a = np.frombuffer(p, np.uint8)
     return a.reshape(-1, p.line_size)[: p.height, : p.width]
+
+
+def _plane_copy(frame, i: int) -> np.ndarray:
+    """Plane *i* of 8-bit *frame* as a new array (on reused frame memory: :mod:`imgstore.frame_memory`)."""
+    src = _plane(frame, i)
+    out = frame_memory.empty(src.shape)
+    np.copyto(out, src)
+    return out
 
 
 _tls = threading.local()
@@ -56,6 +66,13 @@ def _sws_release() -> None:
 
 
 def _to_bgr24(fr) -> np.ndarray:
+    """``fr.to_ndarray(format="bgr24")``, the same pixels: YUV 4:2:0 in one pass (:mod:`.yuv`), else
+    :func:`_sws_bgr24`."""
+    coeffs = fast_coeffs(fr, _sws_bgr24)
+    return _sws_bgr24(fr) if coeffs is None else yuv_to_bgr(fr, coeffs)
+
+
+def _sws_bgr24(fr) -> np.ndarray:
     """``fr.to_ndarray(format="bgr24")``, the same pixels, with a long-lived single-threaded swscale
     context per thread (``to_ndarray`` sets one up for every frame, which cost more than decoding a
     640x480 H.264 P-frame; our own threads already use the cores) and without a second copy where the
@@ -135,9 +152,10 @@ class PixelOutput:
 
     def _gray8(self, fr, name: str) -> np.ndarray:
         if name in _GRAY8:
-            return fr.to_ndarray(format="gray")
+            return _plane_copy(fr, 0)  # what to_ndarray(format="gray") gives
         if self._mono and _full_range_yuv8(fr, name):
-            return _plane(fr, 0).copy()  # monochrome H.264: the decoder fills chroma with 128
+            return _plane_copy(fr, 0)  # monochrome H.264: the decoder fills chroma with 128
         if _full_range_neutral(fr):
-            return _plane(fr, 0).copy()
-        return bgr_to_gray(_to_bgr24(fr))
+            return _plane_copy(fr, 0)
+        coeffs = fast_coeffs(fr, _sws_bgr24)
+        return bgr_to_gray(_sws_bgr24(fr)) if coeffs is None else yuv_to_gray(fr, coeffs)

@@ -198,6 +198,21 @@ class VideoChunkReader(DirectReading, BandDecoding, DemuxedReading, PixelOutput,
             return self._read_direct(p)
         return self._convert(self._get_frame(p))
 
+    def entry_positions(self) -> np.ndarray | None:
+        """Positions whose own packet is the keyframe decoding starts from, and after which no frame needs
+        an earlier one: a fresh reader reading on in order from one decodes nothing shown before it.
+        None for intra-only chunks (every position); only 0 where decoding must start at the beginning."""
+        n = self._n
+        if n and not self._linear and self.index.is_key.all() and bool(np.all(self._dec_of_pos == np.arange(n))):
+            return None
+        if self._linear or n == 0:
+            return np.zeros(min(n, 1), dtype=np.int64)
+        start = self._start_dec
+        later = np.minimum.accumulate(start[::-1])[::-1]  # the earliest start any frame from here on needs
+        ok = (start == self._dec_of_pos) & (later >= start)
+        ok[0] = True
+        return np.flatnonzero(ok).astype(np.int64)
+
     def read_ahead_from(self, position: int) -> None:
         """Start decoding the frames from *position* on in the background, for a sequential read
         arriving there (a store reading on from the chunk before). Intra-only chunks read

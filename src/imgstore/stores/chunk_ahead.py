@@ -1,0 +1,212 @@
+"""Decoding the next chunks of a store while a sequential reader is still in this one.
+
+A chunk's frames can only be decoded in order from its keyframe (the original imgstore's MP4 chunks
+hold one keyframe each), so one chunk keeps one core busy at best; reading on, the chunks after the
+current one are decoded at the same time, each on a thread of its own with a single-threaded decoder
+(threads that share one chunk, FFmpeg's frame threads, use 2 cores at ~75%). Frames decoded ahead are
+held up to a memory budget (``IMGSTORE_READ_AHEAD_MB``, default 256; 0 turns this off) and handed out
+in order; their memory comes from :mod:`imgstore.frame_memory`, so that it is used again. Intra-only
+chunks are not decoded this way (their frames decode in parallel within the chunk). Measurements:
+docs/design/chunk-ahead.md.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections import deque
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+#: chunks decoded ahead of the one being read
+CHUNKS_AHEAD = 1
+#: seconds a chunk's thread waits for room before it looks again whether it was stopped
+_WAIT = 0.25
+
+
+def read_ahead_budget() -> int:
+    """Bytes of decoded frames all chunks ahead of one store may hold."""
+    try:
+        mb = float(os.environ.get("IMGSTORE_READ_AHEAD_MB", "256"))
+    except ValueError:
+        mb = 256.0
+    return max(0, int(mb * 2**20))
+
+
+class ChunkAhead:
+    """One chunk's frames from position *start* on, read in order by *reader* (which this object owns)
+    on a thread of its own, at most *max_frames* of them waiting to be taken."""
+
+    def __init__(self, reader, n_frames: int, max_frames: int, name: str, start: int = 0) -> None:
+        self.reader = reader
+        self.n = int(n_frames)
+        self.max_frames = max(1, int(max_frames))
+        self.frames: deque = deque()
+        self.start = int(start)
+        self.next_taken = self.start  # position the next take() must ask for
+        self.failed_at: int | None = None  # first position the thread could not read
+        self.done = False
+        self.stopped = False
+        self.pid = os.getpid()
+        self.cond = threading.Condition()
+        self.thread = threading.Thread(target=self._run, name=f"imgstore-chunk-ahead-{name}", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            for p in range(self.start, self.n):
+                with self.cond:
+                    while len(self.frames) >= self.max_frames and not self.stopped:
+                        self.cond.wait(_WAIT)
+                    if self.stopped:
+                        return
+                try:
+                    img = self.reader.read(p)
+                except Exception as e:  # noqa: BLE001 - the caller's own read reports it
+                    log.debug("chunk ahead stops at %d: %s", p, e)
+                    with self.cond:
+                        self.failed_at = p
+                    return
+                with self.cond:
+                    self.frames.append(img)
+                    self.cond.notify_all()
+        finally:
+            with self.cond:
+                self.done = True
+                self.cond.notify_all()
+            try:
+                self.reader.close()
+            except Exception:  # noqa: BLE001 - nothing to tell anyone
+                pass
+
+    def expects(self, pos: int) -> bool:
+        return pos == self.next_taken and self.pid == os.getpid() and not self.stopped
+
+    def take(self, pos: int) -> np.ndarray | None:
+        """The frame at *pos* (the one after the last taken), waiting for it; None where the thread
+        could not read it (the caller reads it itself)."""
+        if not self.expects(pos):
+            return None
+        with self.cond:
+            while not self.frames and not self.done and not self.stopped:
+                self.cond.wait(_WAIT)
+                if not self.thread.is_alive() and not self.frames:
+                    break
+            if not self.frames:
+                return None
+            img = self.frames.popleft()
+            self.next_taken += 1
+            self.cond.notify_all()
+        return img
+
+    def stop(self) -> None:
+        """Stop the thread; its frames are dropped. In a forked child the thread is the parent's:
+        nothing to join."""
+        with self.cond:
+            self.stopped = True
+            self.frames.clear()
+            self.cond.notify_all()
+        if self.pid == os.getpid() and self.thread is not threading.current_thread():
+            self.thread.join()
+
+
+class ChunksAhead:
+    """The part of a store that decodes the next chunks ahead of :meth:`get_next_image` (needs
+    ``_index``, ``_new_ahead_reader(chunk_n)``, ``_frame_bytes()``)."""
+
+    _aheads: dict
+
+    def _ahead_frame(self, i: int) -> tuple[np.ndarray, int, int] | None:
+        """``(frame, chunk_n, position)`` of frame index *i*, read on from frame *i* - 1: from the chunk
+        decoded ahead, if it was, after starting the chunks after it. None: read it as any other frame."""
+        aheads = self.__dict__.setdefault("_aheads", {})
+        span = self.__dict__.get("_ahead_span")
+        if span is None or span[4] is not self._index or not span[0] <= i < span[1]:
+            span = self._enter_chunk(i)
+        start, _, chunk_n, max_frames, _, next_n = span
+        pos = i - start
+        a = aheads.get(chunk_n)
+        if a is None and pos == 1 and next_n is not None and max_frames:
+            a = self._ahead_of_this(chunk_n, next_n, max_frames)
+        if a is None:
+            return None
+        img = a.take(pos)
+        if img is None:
+            aheads.pop(chunk_n).stop()
+            return None
+        if a.next_taken >= a.n:
+            aheads.pop(chunk_n)
+        return img, chunk_n, pos
+
+    def _enter_chunk(self, i: int) -> tuple:
+        """Reading on into the chunk of frame index *i*: the chunks after it decoding ahead, any other
+        stopped; ``(start, stop, chunk_n, max_frames, index, next chunk_n or None)`` of the chunk."""
+        idx = self._index
+        c = int(np.searchsorted(idx.chunk_starts, i, side="right")) - 1
+        chunk_n = int(idx.chunk_ids[c])
+        wanted = [int(n) for n in idx.chunk_ids[c + 1: c + 1 + CHUNKS_AHEAD]]
+        for n in [n for n in self._aheads if n != chunk_n and n not in wanted]:
+            self._aheads.pop(n).stop()
+        max_frames = self._start_aheads(wanted)
+        span = (int(idx.chunk_starts[c]), int(idx.chunk_starts[c + 1]), chunk_n, max_frames, idx,
+                wanted[0] if wanted else None)
+        self.__dict__["_ahead_span"] = span
+        return span
+
+    def _start_aheads(self, chunks: list[int]) -> int:
+        """Have *chunks* decoded ahead; the frames each may hold (0: none is)."""
+        budget = read_ahead_budget()
+        frame_bytes = self._frame_bytes()
+        if budget <= 0 or frame_bytes <= 0:
+            return 0
+        max_frames = max(8, budget // (frame_bytes * CHUNKS_AHEAD))
+        for n in chunks:
+            if n not in self._aheads:
+                # the only chunk decoding: let it have the decoder's own threads
+                alone = all(a.done for a in self._aheads.values()) and not self._current_decoding()
+                reader = self._ahead_reader(n, alone=alone)
+                if reader is None:
+                    return 0
+                start, stop = self._index.chunk_range(n)
+                self._aheads[n] = ChunkAhead(reader, stop - start, max_frames, f"{n}")
+        return max_frames
+
+    def _ahead_of_this(self, chunk_n: int, next_n: int, max_frames: int) -> ChunkAhead | None:
+        """Reading on from the first frame of *chunk_n*: the rest of it on a thread of its own too, with
+        a single-threaded decoder (a frame decoded twice), where the chunk after it fits in what it may
+        hold, so the threads ahead have work while this one is read; else None (its reader goes on)."""
+        start, stop = self._index.chunk_range(chunk_n)
+        nstart, nstop = self._index.chunk_range(next_n)
+        if stop - start <= 2 or nstop - nstart > max_frames:
+            return None
+        reader = self._ahead_reader(chunk_n, alone=False)
+        if reader is None:
+            return None
+        a = self._aheads[chunk_n] = ChunkAhead(reader, stop - start, max_frames, f"{chunk_n}", start=1)
+        return a
+
+    def _current_decoding(self) -> bool:
+        """The chunk being read is not all decoded yet (by its own reader, or by a thread ahead)."""
+        span = self.__dict__.get("_ahead_span")
+        if span is None:
+            return True
+        a = self._aheads.get(span[2])
+        return a is None or not a.done
+
+    def _ahead_reader(self, chunk_n: int, alone: bool):
+        try:
+            return self._new_ahead_reader(chunk_n, alone)
+        except Exception as e:  # noqa: BLE001 - reading that chunk will say what is wrong
+            log.debug("chunk %d not decoded ahead: %s", chunk_n, e)
+            return None
+
+    def _stop_aheads(self) -> None:
+        """Stop decoding ahead (frames decoded ahead are dropped)."""
+        for a in self.__dict__.get("_aheads", {}).values():
+            a.stop()
+        self.__dict__["_aheads"] = {}
+        self.__dict__["_ahead_span"] = None
+
