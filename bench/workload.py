@@ -16,6 +16,7 @@ Tasks
                           --keep DIR: write the store to DIR and stop there
                           --source DIR: no write; read a copy of the store in
                           DIR (written by either side with --keep)
+                          --phases write,seq,random,clustered: which to run
   gen-index:N             build the synthetic index-only store for N frames in
                           --data-dir (idempotent)
   index:N:first|warm      open that store in this (fresh) process and time it;
@@ -97,6 +98,11 @@ def read_barcode(img):
 
 def make_frames(nframes, shape, seed=SEED):
     """list of uint8 frames; frame i carries barcode i"""
+    return list(iter_frames(nframes, shape, seed))
+
+
+def iter_frames(nframes, shape, seed=SEED):
+    """the frames of make_frames, one at a time (for stores too big to hold in memory)"""
     rng = np.random.default_rng(seed)
     h, w = shape[:2]
     bg = make_background(shape, rng)
@@ -105,7 +111,6 @@ def make_frames(nframes, shape, seed=SEED):
     vel = (rng.random((nblobs, 2)) - 0.5) * 12
     rad = rng.integers(12, 40, nblobs)
     val = rng.choice([25, 40, 220], nblobs)
-    frames = []
     for i in range(nframes):
         f = bg.copy()
         for b in range(nblobs):
@@ -122,8 +127,12 @@ def make_frames(nframes, shape, seed=SEED):
         np.clip(f, 0, 255, out=f)
         f = f.astype(np.uint8)
         set_barcode(f, i)
-        frames.append(f)
-    return frames
+        yield f
+
+
+def random_targets(nframes, reads):
+    """the frame numbers of the random-read phase, in read order (decoder.py computes its limit on them)"""
+    return np.random.default_rng(SEED + 1).permutation(nframes)[:reads]
 
 
 # ---------------------------------------------------------------- helpers
@@ -279,13 +288,16 @@ def task_store(args, out, fmt, shape_name):
         m['bytes_per_frame'] = dir_size(store_dir) / float(nframes)
         return True
 
+    if not args.source and 'write' not in args.phases and not args.keep:
+        out['errors']['phases'] = 'reads need a store: --phases without write needs --source'
+        return
     if not args.source:
         if args.keep and os.path.exists(store_dir):
             shutil.rmtree(store_dir)
         if not _run_phase(out, 'write', write):
             return
         del frames
-        if args.keep:
+        if args.keep or not set(args.phases) & {'seq', 'random', 'clustered'}:
             return
 
     checker = Checker()
@@ -331,10 +343,13 @@ def task_store(args, out, fmt, shape_name):
         return True
 
     rng = np.random.default_rng(SEED + 1)
-    _run_phase(out, 'seq_read', seq_read)
-    targets = rng.permutation(nframes)[:args.reads]
-    _run_phase(out, 'random_read', lambda: random_read('random_read_per_s', targets))
-    if video:
+    phases = args.phases
+    if 'seq' in phases:
+        _run_phase(out, 'seq_read', seq_read)
+    targets = rng.permutation(nframes)[:args.reads]  # = random_targets(nframes, args.reads)
+    if 'random' in phases:
+        _run_phase(out, 'random_read', lambda: random_read('random_read_per_s', targets))
+    if video and 'clustered' in phases:
         k = args.reads
         lo, hi = min(50, nframes - 1), max(nframes - 51, 0)
         centres = np.linspace(lo, max(hi, lo), k)
@@ -571,9 +586,16 @@ def main(argv=None):
     p.add_argument('--workdir', help='scratch folder (default: a new temp folder, removed after)')
     p.add_argument('--keep', help='FMT:SHAPE: write the store to this folder (replaced) and stop')
     p.add_argument('--source', help='FMT:SHAPE: read a copy of the store in this folder, no write')
+    p.add_argument('--phases', default='write,seq,random,clustered',
+                   help='FMT:SHAPE: phases to run, comma list of write,seq,random,clustered (default all; '
+                        '--keep always writes, --source never does)')
     p.add_argument('--data-dir', default=os.path.join(os.path.dirname(os.path.abspath(__file__)), '.data'),
                    help='where index stores are kept (default bench/.data)')
     args = p.parse_args(argv)
+    args.phases = [x.strip() for x in args.phases.split(',') if x.strip()]
+    bad = set(args.phases) - {'write', 'seq', 'random', 'clustered'}
+    if bad:
+        p.error('unknown phases %s' % sorted(bad))
 
     out = {'task': args.task, 'ok': True, 'metrics': {}, 'errors': {}, 'params': {}, 'info': {}}
     made_workdir = False

@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #ifdef _WIN32
 #include <malloc.h>
+#else
+#include <sys/mman.h>
 #endif
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(__INTEL_COMPILER)
@@ -257,19 +259,39 @@ static PyObject *yuv420_to_bgr(PyObject *self, PyObject *args) {
  * 2-3x slower here (reading a 1.3 MB file: 0.27 ms against 0.10 ms) */
 #define BLOCK_ALIGN 64
 
+#if defined(__linux__) && defined(MAP_POPULATE)
+/* blocks of a frame or more are mapped with their pages faulted in by the kernel at once: about half
+ * the cost of faulting them in one by one as the decoder writes them (0.75-1 ms a 0.92 MB frame here) */
+#define POPULATE_FROM ((size_t)1 << 20)
+#endif
+
 static char *aligned_alloc64(size_t n) {
 #ifdef _WIN32
     return (char *)_aligned_malloc(n, BLOCK_ALIGN);
 #else
+#ifdef POPULATE_FROM
+    if (n >= POPULATE_FROM) {
+        void *m = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+        return m == MAP_FAILED ? NULL : (char *)m;
+    }
+#endif
     void *p = NULL;
     return posix_memalign(&p, BLOCK_ALIGN, n) == 0 ? (char *)p : NULL;
 #endif
 }
 
-static void aligned_free64(char *p) {
+static void aligned_free64(char *p, size_t n) {
 #ifdef _WIN32
+    (void)n;
     _aligned_free(p);
 #else
+#ifdef POPULATE_FROM
+    if (n >= POPULATE_FROM) {
+        munmap(p, n);
+        return;
+    }
+#endif
+    (void)n;
     free(p);
 #endif
 }
@@ -293,7 +315,7 @@ static void Block_dealloc(Block *self) {
             pool_cap[pool_n++] = self->cap;
             pool_bytes += self->cap;
         } else
-            aligned_free64(self->buf);
+            aligned_free64(self->buf, (size_t)self->cap);
     }
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
@@ -357,7 +379,8 @@ static PyObject *pool_stats(PyObject *self, PyObject *noargs) {
 
 static PyObject *pool_clear(PyObject *self, PyObject *noargs) {
     while (pool_n > 0)
-        aligned_free64(pool_buf[--pool_n]);
+        --pool_n;
+        aligned_free64(pool_buf[pool_n], (size_t)pool_cap[pool_n]);
     pool_bytes = 0;
     Py_RETURN_NONE;
 }
