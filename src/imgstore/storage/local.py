@@ -11,7 +11,6 @@ from typing import BinaryIO
 import numpy as np
 
 from .. import frame_memory
-
 from .base import FileInfo, Storage, normalize_key
 
 

@@ -183,7 +183,7 @@ class ChunksAhead:
                 # the only chunk decoding: let it have the decoder's own threads
                 alone = all(a.done for a in self._aheads.values()) and not self._current_decoding()
                 start, stop = self._index.chunk_range(n)
-                self._aheads[n] = ChunkAhead(functools.partial(self._ahead_reader, n, alone), stop - start,
+                self._aheads[n] = ChunkAhead(functools.partial(self._new_ahead_reader, n, alone), stop - start,
                                              max_frames, f"{n}")
         return max_frames
 
@@ -195,7 +195,7 @@ class ChunksAhead:
         nstart, nstop = self._index.chunk_range(next_n)
         if stop - start <= 2 or nstop - nstart > max_frames:
             return None
-        a = self._aheads[chunk_n] = ChunkAhead(functools.partial(self._ahead_reader, chunk_n, False),
+        a = self._aheads[chunk_n] = ChunkAhead(functools.partial(self._new_ahead_reader, chunk_n, False),
                                                stop - start, max_frames, f"{chunk_n}", start=1)
         return a
 
@@ -206,13 +206,6 @@ class ChunksAhead:
             return True
         a = self._aheads.get(span[2])
         return a is None or not a.done
-
-    def _ahead_reader(self, chunk_n: int, alone: bool):
-        try:
-            return self._new_ahead_reader(chunk_n, alone)
-        except Exception as e:  # noqa: BLE001 - reading that chunk will say what is wrong
-            log.debug("chunk %d not decoded ahead: %s", chunk_n, e)
-            return None
 
     def _stop_aheads(self) -> None:
         """Stop decoding ahead (frames decoded ahead are dropped)."""
