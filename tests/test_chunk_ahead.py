@@ -99,6 +99,62 @@ def test_random_access_stops_the_threads_and_reading_on_still_works(store_path):
     s.close()
 
 
+def test_reading_a_fresh_store_on_decodes_every_frame_once(store_path, monkeypatch):
+    """get_next_image from the first frame: the first chunk is decoded on its thread from frame 0 too,
+    so no frame is decoded twice (and the caller opens no reader of its own)."""
+    from imgstore.stores.video import VideoImgStore
+
+    made = []
+    new = VideoImgStore._new_ahead_reader
+
+    def counting(self, chunk_n, alone=False):
+        r = new(self, chunk_n, alone)
+        made.append(r)
+        return r
+
+    monkeypatch.setattr(VideoImgStore, "_new_ahead_reader", counting)
+    s = imgstore.new_for_filename(store_path)
+    got = [s.get_next_image()[1][0] for _ in range(N)]
+    own = dict(s._readers)
+    s.close()
+    assert got == NUMBERS
+    assert _wait_no_ahead_threads()
+    if len({int(n) for n in s._index.chunk_ids}) > 1:
+        assert not own  # every frame came from the threads ahead
+        assert sum(r.frames_decoded for r in made) == N
+
+
+def test_room_for_the_frames_ahead_is_kept_while_reading_on_and_given_back(store_path):
+    from imgstore import frame_memory
+
+    before = frame_memory._kept
+    s = imgstore.new_for_filename(store_path)
+    for _ in range(CHUNK + 3):
+        s.get_next_image()
+    assert frame_memory._kept > before  # the frames decoded ahead are used again once read
+    s.get_image(NUMBERS[2])  # random access stops decoding ahead
+    assert frame_memory._kept == before
+    for _ in range(CHUNK):
+        s.get_next_image()
+    assert frame_memory._kept > before
+    s.close()
+    assert frame_memory._kept == before
+    s = imgstore.new_for_filename(store_path)
+    for _ in range(CHUNK + 3):
+        s.get_next_image()
+    assert frame_memory._kept > before
+    s._stop_aheads = lambda: None  # a store nobody closes: collected, it gives the room back too
+    del s
+    import gc
+
+    end = time.monotonic() + 10  # a thread may still be opening its reader, which holds the store
+    while frame_memory._kept != before and time.monotonic() < end:
+        gc.collect()
+        time.sleep(0.05)
+    assert frame_memory._kept == before
+    assert _wait_no_ahead_threads()
+
+
 def test_intra_only_chunks_are_decoded_ahead_within_the_chunk_instead(tmp_path):
     path = _write(tmp_path / "mjpeg", "mjpeg/avi", color=True, n=3 * CHUNK)
     imgs, numbers, seen = _read_all(path)

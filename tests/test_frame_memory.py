@@ -46,11 +46,37 @@ def test_a_view_keeps_its_block():
 
 
 def test_the_cache_is_bounded():
+    import gc
+
+    gc.collect()  # stores other tests left open give back what they kept
+    assert frame_memory._kept == 0
     pixels.pool_clear()
     big = [frame_memory.empty((1 << 20,)) for _ in range(200)]
     del big
     st = pixels.pool_stats()
-    assert st["blocks"] <= 64 and st["bytes"] <= 96 << 20
+    assert st["bytes"] <= frame_memory.BASE_BYTES and st["blocks"] == frame_memory.BASE_BYTES >> 20
+
+
+def test_kept_room_holds_more_until_released():
+    import gc
+
+    gc.collect()
+    assert frame_memory._kept == 0
+    pixels.pool_clear()
+    frame_memory.keep(100 << 20)
+    try:
+        big = [frame_memory.empty((1 << 20,)) for _ in range(150)]
+        del big
+        assert pixels.pool_stats()["blocks"] == 150  # all of them fit in 96 + 100 MB
+        again = [frame_memory.empty((1 << 20,)) for _ in range(150)]
+        assert pixels.pool_stats()["blocks"] == 0
+        del again
+    finally:
+        frame_memory.release(100 << 20)
+    st = pixels.pool_stats()
+    assert st["blocks"] == 96 and st["bytes"] == 96 << 20  # trimmed back at once
+    pixels.pool_clear()
+    assert pixels.pool_stats()["blocks"] == 0 and pixels.pool_stats()["bytes"] == 0
 
 
 @pytest.mark.skipif(frame_memory._block is None, reason="imgstore._pixels is not built")
@@ -60,3 +86,21 @@ def test_frames_start_on_a_cache_line():
     assert [a.ctypes.data % 64 for a in held] == [0] * len(held)
     del held
     assert [frame_memory.empty(n).ctypes.data % 64 for n in (921_728, 1_310_848)] == [0, 0]  # reused too
+
+
+def test_frames_of_a_new_size_take_the_place_of_old_ones():
+    """A cache full of another store's frame size must not keep every frame of this one out."""
+    import gc
+
+    gc.collect()
+    assert frame_memory._kept == 0
+    pixels.pool_clear()
+    small = [frame_memory.empty((480, 640, 3)) for _ in range(frame_memory.BASE_BYTES // (480 * 640 * 3) + 8)]
+    del small
+    assert pixels.pool_stats()["bytes"] > frame_memory.BASE_BYTES - 480 * 640 * 3  # full of them
+    frame_memory.empty((1024, 1280))  # a miss: its memory is freed at once, and kept
+    hits = pixels.pool_stats()["hits"]
+    for _ in range(20):
+        frame_memory.empty((1024, 1280))
+    assert pixels.pool_stats()["hits"] - hits == 20
+    assert pixels.pool_stats()["bytes"] <= frame_memory.BASE_BYTES

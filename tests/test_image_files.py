@@ -83,3 +83,69 @@ def test_truncated_files_are_not_read_past_their_end():
     for fmt in ("bmp", "pgm"):
         data = IMAGE_FORMATS[fmt].encode(img)[:-10]
         assert (_bmp_pixels(data) if fmt == "bmp" else _pnm_pixels(data)) is None
+
+
+def _npy_bytes(a, version=None) -> bytes:
+    buf = io.BytesIO()
+    if version is None:
+        np.save(buf, a)
+    else:
+        np.lib.format.write_array(buf, a, version=version)
+    return buf.getvalue()
+
+
+def test_npy_frames_of_many_headers_in_one_process():
+    """Parsed headers are kept by their bytes: each file still gets its own shape, dtype and order."""
+    from imgstore.codecs.images import _npy_decode
+
+    arrays = [np.arange(12, dtype=np.uint8).reshape(3, 4), np.arange(12, dtype=">u2").reshape(4, 3),
+              np.asfortranarray(np.arange(6, dtype=np.float32).reshape(2, 3)), np.zeros((0, 5)),
+              np.arange(24, dtype=np.int16).reshape(2, 3, 4)]
+    for _ in range(2):
+        for a in arrays:
+            for version in (None, (2, 0), (3, 0)):
+                got = _npy_decode(_npy_bytes(a, version), False)
+                assert got.dtype == a.dtype and got.shape == a.shape and np.array_equal(got, a)
+    with pytest.raises(ValueError):
+        _npy_decode(_npy_bytes(arrays[0])[:-1], False)  # a file cut short
+
+
+@pytest.mark.parametrize("fmt", ["npy", "pgm"])
+def test_mapped_frames_are_private_writable_and_outlive_their_files(tmp_path, fmt):
+    """npy and 8-bit pgm frames of local stores are the files' pages mapped copy-on-write: drawing on a
+    frame never reaches the file, and frames stay as read when the store is closed or its files are
+    replaced; a few hundred frames held need no open file each."""
+    import resource
+
+    import imgstore
+    from imgstore.apps.synthetic import make_frame, read_frame_number
+
+    shape = (512, 640)  # above the size from which files are mapped
+    s = imgstore.new_for_format(fmt, basedir=str(tmp_path / "s"), imgshape=shape, imgdtype=np.uint8, chunksize=50)
+    for i in range(120):
+        s.add_image(make_frame(i, shape), i, 1000.0 + i)
+    s.close()
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    s = imgstore.new_for_filename(str(tmp_path / "s"))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(64, hard), hard))
+    try:
+        held = [s.get_next_image()[0] for _ in range(120)]
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    first = held[0]
+    base = first
+    while isinstance(base, np.ndarray):
+        base = base.base
+    assert isinstance(base, memoryview) and type(base.obj).__name__ == "Mapped" and first.flags.writeable
+    path = next(p for p in sorted((tmp_path / "s" / "000000").iterdir()) if p.suffix == "." + fmt)
+    before = path.read_bytes()
+    first[:] = 7
+    assert path.read_bytes() == before
+    s.close()
+    for p in (tmp_path / "s" / "000000").iterdir():  # replaced as the store's writer replaces files
+        if p.suffix == "." + fmt:
+            tmp = p.with_suffix(".tmp")
+            tmp.write_bytes(b"\0" * 10)
+            tmp.replace(p)
+    assert (first == 7).all()
+    assert [read_frame_number(im) for im in held[1:]] == list(range(1, 120))

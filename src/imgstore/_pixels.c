@@ -10,6 +10,7 @@
 #include <Python.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #ifdef _WIN32
 #include <malloc.h>
 #else
@@ -253,8 +254,11 @@ static PyObject *yuv420_to_bgr(PyObject *self, PyObject *args) {
  * ~1 ms a 640x480 BGR frame on this VM), so blocks of frames that are freed go to a small cache and the
  * next frame of about the same size takes one. A Block exposes its bytes as a writable buffer; arrays
  * made on it (np.frombuffer) keep it alive. Alloc and free run with the GIL held. */
-#define POOL_SLOTS 64
-#define POOL_MAX_BYTES ((Py_ssize_t)96 << 20)
+#define POOL_SLOTS 1024
+/* bytes of freed blocks kept; pool_limit() raises it while chunks are decoded ahead: their frames are
+ * all held at once, and a cache smaller than that missed 40% of the frames of a 3,000-frame
+ * 1280x1024 store read on (593-679 fps; with room for them all 842-919 fps, 2026-12-03) */
+static Py_ssize_t pool_max_bytes = (Py_ssize_t)96 << 20;
 /* blocks start on a cache line: copies into a destination 16 bytes past one (malloc's header) ran
  * 2-3x slower here (reading a 1.3 MB file: 0.27 ms against 0.10 ms) */
 #define BLOCK_ALIGN 64
@@ -308,9 +312,19 @@ static int pool_n = 0;
 static Py_ssize_t pool_bytes = 0;
 static long long pool_hits = 0, pool_misses = 0;
 
+/* a freed block is kept in place of the oldest ones kept where there is no room for it: a cache full of
+ * blocks of another frame size (another store read before) would otherwise keep out every frame of
+ * this one (a 1280x1024 MJPEG store after a 640x480 one: a page fault for every frame) */
 static void Block_dealloc(Block *self) {
     if (self->buf != NULL) {
-        if (pool_n < POOL_SLOTS && pool_bytes + self->cap <= POOL_MAX_BYTES) {
+        if (self->cap <= pool_max_bytes) {
+            while (pool_n > 0 && (pool_n >= POOL_SLOTS || pool_bytes + self->cap > pool_max_bytes)) {
+                aligned_free64(pool_buf[0], (size_t)pool_cap[0]);
+                pool_bytes -= pool_cap[0];
+                memmove(pool_buf, pool_buf + 1, (size_t)(pool_n - 1) * sizeof(pool_buf[0]));
+                memmove(pool_cap, pool_cap + 1, (size_t)(pool_n - 1) * sizeof(pool_cap[0]));
+                pool_n--;
+            }
             pool_buf[pool_n] = self->buf;
             pool_cap[pool_n++] = self->cap;
             pool_bytes += self->cap;
@@ -377,13 +391,84 @@ static PyObject *pool_stats(PyObject *self, PyObject *noargs) {
                          "misses", pool_misses);
 }
 
-static PyObject *pool_clear(PyObject *self, PyObject *noargs) {
-    while (pool_n > 0)
+static void pool_trim(Py_ssize_t max_bytes) {
+    while (pool_n > 0 && pool_bytes > max_bytes) {
         --pool_n;
+        pool_bytes -= pool_cap[pool_n];
         aligned_free64(pool_buf[pool_n], (size_t)pool_cap[pool_n]);
-    pool_bytes = 0;
+    }
+}
+
+static PyObject *pool_clear(PyObject *self, PyObject *noargs) {
+    pool_trim(0);
     Py_RETURN_NONE;
 }
+
+/* pool_limit(nbytes): keep at most nbytes of freed blocks from now on (fewer at once) */
+static PyObject *pool_limit(PyObject *self, PyObject *args) {
+    Py_ssize_t n;
+    if (!PyArg_ParseTuple(args, "n", &n))
+        return NULL;
+    pool_max_bytes = n > 0 ? n : 0;
+    pool_trim(pool_max_bytes);
+    Py_RETURN_NONE;
+}
+
+#ifndef _WIN32
+/* A file's bytes mapped copy-on-write: writable, never written back, and without a file descriptor
+ * held open (Python's mmap keeps one per mapping, so a few thousand frames held would run out of them).
+ * Faulting in page-cache pages costs about what copying them does, so a frame that is read whole costs
+ * the same and a frame of which a part is used is cheaper (docs/design/pixels.md). */
+typedef struct {
+    PyObject_HEAD
+    char *buf;
+    Py_ssize_t len;
+} Mapped;
+
+static void Mapped_dealloc(Mapped *self) {
+    if (self->buf != NULL)
+        munmap(self->buf, (size_t)self->len);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int Mapped_getbuffer(Mapped *self, Py_buffer *view, int flags) {
+    return PyBuffer_FillInfo(view, (PyObject *)self, self->buf, self->len, 0, flags);
+}
+
+static PyBufferProcs Mapped_as_buffer = {(getbufferproc)Mapped_getbuffer, NULL};
+
+static PyTypeObject MappedType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "imgstore._pixels.Mapped",
+    .tp_basicsize = sizeof(Mapped),
+    .tp_dealloc = (destructor)Mapped_dealloc,
+    .tp_as_buffer = &Mapped_as_buffer,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "a file's bytes mapped copy-on-write",
+};
+
+/* map_private(fd, nbytes): the first nbytes (> 0) of open file fd, mapped copy-on-write */
+static PyObject *map_private(PyObject *self, PyObject *args) {
+    int fd;
+    Py_ssize_t n;
+    if (!PyArg_ParseTuple(args, "in", &fd, &n))
+        return NULL;
+    if (n <= 0) {
+        PyErr_SetString(PyExc_ValueError, "nothing to map");
+        return NULL;
+    }
+    void *m = mmap(NULL, (size_t)n, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+    if (m == MAP_FAILED)
+        return PyErr_SetFromErrno(PyExc_OSError);
+    Mapped *b = PyObject_New(Mapped, &MappedType);
+    if (b == NULL) {
+        munmap(m, (size_t)n);
+        return NULL;
+    }
+    b->buf = (char *)m;
+    b->len = n;
+    return (PyObject *)b;
+}
+#endif
 
 static PyMethodDef methods[] = {
     {"bgr_to_gray", bgr_to_gray, METH_VARARGS, "bgr_to_gray(src, dst): OpenCV's BGR2GRAY of uint8 pixels"},
@@ -395,6 +480,10 @@ static PyMethodDef methods[] = {
     {"block", block, METH_VARARGS, "block(nbytes): frame memory from a small cache of freed frames"},
     {"pool_stats", pool_stats, METH_NOARGS, "pool_stats(): blocks and bytes cached, hits and misses"},
     {"pool_clear", pool_clear, METH_NOARGS, "pool_clear(): free the cached blocks"},
+    {"pool_limit", pool_limit, METH_VARARGS, "pool_limit(nbytes): cache at most nbytes of freed blocks"},
+#ifndef _WIN32
+    {"map_private", map_private, METH_VARARGS, "map_private(fd, nbytes): a file's bytes mapped copy-on-write"},
+#endif
     {NULL, NULL, 0, NULL},
 };
 
@@ -404,5 +493,9 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_pixels", "uint8 pix
 PyMODINIT_FUNC PyInit__pixels(void) {
     if (PyType_Ready(&BlockType) < 0)
         return NULL;
+#ifndef _WIN32
+    if (PyType_Ready(&MappedType) < 0)
+        return NULL;
+#endif
     return PyModule_Create(&module);
 }

@@ -82,9 +82,9 @@ def read_npy_header(f) -> tuple[tuple[int, ...], bool, np.dtype]:
     version = fmt.read_magic(f)
     if version == (1, 0):
         return fmt.read_array_header_1_0(f)
-    if version == (2, 0):
+    if version in ((2, 0), (3, 0)):  # 3.0 only allows UTF-8 field names in the header: 2.0's layout
         return fmt.read_array_header_2_0(f)
-    return fmt._read_array_header(f, version)
+    raise ValueError(f"unknown .npy format version {version}")
 
 
 def _npz_member(z: zipfile.ZipFile, name: str, where: str) -> np.ndarray:

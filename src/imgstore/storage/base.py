@@ -68,6 +68,13 @@ class Storage(abc.ABC):
         writable); raises FileNotFoundError."""
         return memoryview(bytearray(self.read_bytes(key)))
 
+    def map_buffer(self, key: str) -> memoryview | None:
+        """Whole file as a writable buffer mapped copy-on-write (its pages are read when touched, and
+        writes never reach the file), or None where this storage does not map files (then use
+        :meth:`read_buffer`); raises FileNotFoundError. Only for files that are replaced, never
+        rewritten in place, while mapped (the store's files are written atomically)."""
+        return None
+
     def read_many(self, keys: list[str]) -> list[bytes | None]:
         """Whole files of several keys (None for one that does not exist), fetched concurrently where
         the storage can."""

@@ -11,6 +11,14 @@ from typing import BinaryIO
 import numpy as np
 
 from .. import frame_memory
+
+try:
+    from .._pixels import map_private as _map_private
+except ImportError:  # pragma: no cover - no compiled extension, or Windows
+    _map_private = None
+
+#: files smaller than this are read: mapping and unmapping costs more than copying them
+_MAP_FROM = 1 << 18
 from .base import FileInfo, Storage, normalize_key
 
 
@@ -101,6 +109,18 @@ class LocalStorage(Storage):
             buf = frame_memory.empty(size)  # not zeroed first, unlike a bytearray; memory used again
             n = f.readinto(buf)  # one copy, from the page cache into the buffer
             return memoryview(buf)[:n]  # shorter if the file shrank meanwhile
+
+    def map_buffer(self, key: str) -> memoryview | None:
+        if _map_private is None:
+            return None
+        with self._open_regular(key) as f:
+            size = os.fstat(f.fileno()).st_size
+            if size < _MAP_FROM:
+                return None
+            try:
+                return memoryview(_map_private(f.fileno(), size))
+            except OSError:  # a file system that cannot map files, or no address space left
+                return None
 
     def read_range(self, key: str, start: int, stop: int) -> bytes:
         with self._open_regular(key) as f:

@@ -16,9 +16,12 @@ import functools
 import logging
 import os
 import threading
+import weakref
 from collections import deque
 
 import numpy as np
+
+from .. import frame_memory
 
 log = logging.getLogger(__name__)
 
@@ -62,11 +65,13 @@ class ChunkAhead:
 
     def _run(self) -> None:
         try:
+            make, self.make_reader = self.make_reader, None  # (it holds the store: let it be collected)
             try:
-                self.reader = self.make_reader()
+                self.reader = make()
             except Exception as e:  # noqa: BLE001 - reading that chunk will say what is wrong
                 log.debug("chunk not decoded ahead: %s", e)
                 self.reader = None
+            del make
             if self.reader is None:
                 with self.cond:
                     self.failed_at = self.start
@@ -128,6 +133,19 @@ class ChunkAhead:
             self.thread.join()
 
 
+def _stop_all(aheads: dict) -> None:
+    for a in list(aheads.values()):
+        a.stop()
+    aheads.clear()
+
+
+def _give_back(aheads: dict, kept: int) -> None:
+    """A store stops decoding ahead (or was collected without being closed): its threads stop and the
+    room kept for their frames is given back."""
+    _stop_all(aheads)
+    frame_memory.release(kept)
+
+
 class ChunksAhead:
     """The part of a store that decodes the next chunks ahead of :meth:`get_next_image` (needs
     ``_index``, ``_new_ahead_reader(chunk_n)``, ``_frame_bytes()``)."""
@@ -144,8 +162,8 @@ class ChunksAhead:
         start, _, chunk_n, max_frames, _, next_n = span
         pos = i - start
         a = aheads.get(chunk_n)
-        if a is None and pos == 1 and next_n is not None and max_frames:
-            a = self._ahead_of_this(chunk_n, next_n, max_frames)
+        if a is None and pos <= 1 and next_n is not None and max_frames:
+            a = self._ahead_of_this(chunk_n, next_n, max_frames, pos)
         if a is None:
             return None
         img = a.take(pos)
@@ -178,6 +196,11 @@ class ChunksAhead:
         if budget <= 0 or frame_bytes <= 0:
             return 0
         max_frames = max(8, budget // (frame_bytes * CHUNKS_AHEAD))
+        if chunks and not self.__dict__.get("_pool_kept"):
+            kept = max_frames * frame_bytes * CHUNKS_AHEAD
+            frame_memory.keep(kept)  # the frames decoded ahead, used again once read
+            # given back by _stop_aheads, or when a store nobody closed is collected
+            self.__dict__["_pool_kept"] = weakref.finalize(self, _give_back, self._aheads, kept)
         for n in chunks:
             if n not in self._aheads:
                 # the only chunk decoding: let it have the decoder's own threads
@@ -187,16 +210,19 @@ class ChunksAhead:
                                              max_frames, f"{n}")
         return max_frames
 
-    def _ahead_of_this(self, chunk_n: int, next_n: int, max_frames: int) -> ChunkAhead | None:
-        """Reading on from the first frame of *chunk_n*: the rest of it on a thread of its own too, with
-        a single-threaded decoder (a frame decoded twice), where the chunk after it fits in what it may
-        hold, so the threads ahead have work while this one is read; else None (its reader goes on)."""
+    def _ahead_of_this(self, chunk_n: int, next_n: int, max_frames: int, pos: int) -> ChunkAhead | None:
+        """Reading on from position *pos* (0 or 1) of *chunk_n*: the rest of it on a thread of its own
+        too, with a single-threaded decoder, where the chunk after it fits in what it may hold, so the
+        threads ahead have work while this one is read; else None (its reader goes on). From position
+        1 (the first frame was read alone) that frame is decoded twice; from 0, which
+        :meth:`get_next_image` asks for on a fresh store, nothing is (the original's 300-frame
+        1280x1024 stores: the second frame came 50-120 ms after the first, 2026-12-03)."""
         start, stop = self._index.chunk_range(chunk_n)
         nstart, nstop = self._index.chunk_range(next_n)
         if stop - start <= 2 or nstop - nstart > max_frames:
             return None
         a = self._aheads[chunk_n] = ChunkAhead(functools.partial(self._new_ahead_reader, chunk_n, False),
-                                               stop - start, max_frames, f"{chunk_n}", start=1)
+                                               stop - start, max_frames, f"{chunk_n}", start=pos)
         return a
 
     def _current_decoding(self) -> bool:
@@ -209,8 +235,9 @@ class ChunksAhead:
 
     def _stop_aheads(self) -> None:
         """Stop decoding ahead (frames decoded ahead are dropped)."""
-        for a in self.__dict__.get("_aheads", {}).values():
-            a.stop()
-        self.__dict__["_aheads"] = {}
+        _stop_all(self.__dict__.setdefault("_aheads", {}))
         self.__dict__["_ahead_span"] = None
+        kept = self.__dict__.pop("_pool_kept", None)
+        if kept is not None:
+            kept()  # _give_back, once
 

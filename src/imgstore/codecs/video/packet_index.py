@@ -310,7 +310,7 @@ def build_packet_index(storage: Storage, key: str, *, write: bool = True, contai
         if container is not None:
             index = _demux_index(container, size, describe, local)
         else:
-            c, fobj = _open_container(storage, key, wrap=_RecordingFile)
+            c, fobj = _open_container(storage, key, wrap=_RecordingFile, decode_probe=False)
             try:
                 locate = local if local is not None else (fobj.locate if isinstance(fobj, _RecordingFile) else None)
                 index = _demux_index(c, size, describe, locate)
