@@ -113,7 +113,11 @@ def test_interrupted_convert_is_valid_and_resumes(tmp_path, sig):
     out, err = p.communicate(timeout=60)
     assert p.returncode == (1 if sig == signal.SIGINT else -9)
     if sig == signal.SIGINT:
-        assert err.strip().count("\n") == 0 and "--resume" in err
+        # CPython's resource tracker may warn that a queue's semaphore it unlinks at exit was unlinked
+        # already (a race of its own, when workers are terminated): not our output
+        ours = [ln for ln in err.strip().splitlines()
+                if "resource_tracker" not in ln and ln.strip() != "warnings.warn('resource_tracker: %r: %s' % (name, e))"]
+        assert len(ours) == 1 and "--resume" in ours[0], err
     part = imgstore.new_for_filename(str(dest))  # a valid store of the chunks it finished
     done = part.frame_count
     assert 30 <= done < 400 and done % 10 == 0

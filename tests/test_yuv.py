@@ -94,3 +94,22 @@ def test_a_width_the_kernel_does_not_match_is_left_to_swscale(monkeypatch):
     assert yuv.fast_coeffs(_frame("yuv420p", 8, 70, rng), other) is None
     assert yuv.fast_coeffs(_frame("yuv420p", 8, 72, rng), other) is not None
     assert yuv._checked[("yuv420p", 2, 0, 70)] is False
+
+
+@pytest.mark.parametrize("shape", [(480, 640), (2, 2), (34, 98), (1024, 1280)])
+def test_bgr_to_yuv420_is_within_one_of_swscale(shape):
+    """Frames written as H.264/HEVC are converted by the kernel: each sample within 1 of swscale's."""
+    from av.video.reformatter import VideoReformatter
+
+    from imgstore.codecs.video.yuv import bgr_to_yuv420_frame
+
+    rng = np.random.default_rng(shape[0])
+    img = rng.integers(0, 256, shape + (3,), np.uint8)
+    img[:2, :2] = [[0, 0, 0], [255, 255, 255]]  # the extremes
+    ours = bgr_to_yuv420_frame(img)
+    ref = VideoReformatter().reformat(av.VideoFrame.from_ndarray(img, format="bgr24"), format="yuv420p", threads=1)
+    for i in range(3):
+        a, b = (np.frombuffer(f.planes[i], np.uint8).reshape(-1, f.planes[i].line_size)[:, :f.planes[i].width]
+                for f in (ours, ref))
+        assert np.abs(a.astype(int) - b.astype(int)).max() <= 1, i
+    assert bgr_to_yuv420_frame(img[:, :-1].copy()) is None  # odd width: swscale does it

@@ -249,6 +249,88 @@ static PyObject *yuv420_to_bgr(PyObject *self, PyObject *args) {
 }
 
 
+/* BGR24 -> YUV 4:2:0, BT.601 limited range (what swscale makes for H.264 input), 15-bit fixed point:
+ * Y of each pixel, U and V of each 2x2 block's mean. Within 1 of swscale's values; ~8x faster than its
+ * unscaled BGR24 -> YUV420P here (0.85 ms a 640x480 frame, a quarter of the CPU writing it took). */
+#define RGB2YUV_SHIFT 15
+enum { RY = 8414, GY = 16520, BY = 3208, RU = -4857, GU = -9535, BU = 14392, RV = 14392, GV = -12052,
+       BV = -2340 };
+
+CLONES static void bgr_rows_to_y(const uint8_t *restrict s, uint8_t *restrict y, Py_ssize_t w) {
+    for (Py_ssize_t i = 0; i < w; i++) {
+        uint32_t v = s[3 * i] * (uint32_t)BY + s[3 * i + 1] * (uint32_t)GY + s[3 * i + 2] * (uint32_t)RY +
+                     (16u << RGB2YUV_SHIFT);
+        y[i] = (uint8_t)(v >> RGB2YUV_SHIFT);
+    }
+}
+
+/* the B, G and R samples of two rows added up, then weighted per pixel, then pixel pairs added: each
+ * step a loop the compiler vectorises (one loop over 2x2 blocks took 3x as long as the Y plane) */
+CLONES static void add_rows(const uint8_t *restrict s0, const uint8_t *restrict s1, uint16_t *restrict t,
+                            Py_ssize_t n) {
+    for (Py_ssize_t i = 0; i < n; i++)
+        t[i] = (uint16_t)(s0[i] + s1[i]);
+}
+
+CLONES static void weigh(const uint16_t *restrict t, int32_t *restrict acc, Py_ssize_t w, int32_t cb, int32_t cg,
+                         int32_t cr) {
+    for (Py_ssize_t i = 0; i < w; i++)
+        acc[i] = cb * t[3 * i] + cg * t[3 * i + 1] + cr * t[3 * i + 2];
+}
+
+CLONES static void add_pairs(const int32_t *restrict acc, uint8_t *restrict out, Py_ssize_t cw) {
+    for (Py_ssize_t i = 0; i < cw; i++)
+        out[i] = (uint8_t)((acc[2 * i] + acc[2 * i + 1] + (128 << (RGB2YUV_SHIFT + 2))) >> (RGB2YUV_SHIFT + 2));
+}
+
+/* bgr_to_yuv420(src, width, height, src_stride, y, u, v, y_stride, u_stride, v_stride) */
+static PyObject *bgr_to_yuv420(PyObject *self, PyObject *args) {
+    Py_buffer sb, yb, ub, vb;
+    Py_ssize_t w, h, ss, ys, us, vs;
+    if (!PyArg_ParseTuple(args, "y*nnnw*w*w*nnn", &sb, &w, &h, &ss, &yb, &ub, &vb, &ys, &us, &vs))
+        return NULL;
+    const char *err = NULL;
+    if (w <= 0 || h <= 0 || w % 2 || h % 2)
+        err = "width and height must be even and positive";
+    else if (ss < 3 * w || sb.len < ss * (h - 1) + 3 * w)
+        err = "src is smaller than width, height and stride say";
+    else if (ys < w || us < w / 2 || vs < w / 2 || yb.len < ys * (h - 1) + w || ub.len < us * (h / 2 - 1) + w / 2 ||
+             vb.len < vs * (h / 2 - 1) + w / 2)
+        err = "a plane is smaller than width, height and stride say";
+    if (err == NULL) {
+        Py_BEGIN_ALLOW_THREADS
+        const uint8_t *sp = sb.buf;
+        uint8_t *yp = yb.buf, *up = ub.buf, *vp = vb.buf;
+        uint16_t *t = PyMem_RawMalloc(sizeof(uint16_t) * 3 * (size_t)w);
+        int32_t *acc = PyMem_RawMalloc(sizeof(int32_t) * (size_t)w);
+        if (t == NULL || acc == NULL)
+            err = "out of memory";
+        for (Py_ssize_t r = 0; err == NULL && r < h; r += 2) {
+            const uint8_t *s0 = sp + r * ss, *s1 = s0 + ss;
+            bgr_rows_to_y(s0, yp + r * ys, w);
+            bgr_rows_to_y(s1, yp + (r + 1) * ys, w);
+            add_rows(s0, s1, t, 3 * w);
+            weigh(t, acc, w, BU, GU, RU);
+            add_pairs(acc, up + (r / 2) * us, w / 2);
+            weigh(t, acc, w, BV, GV, RV);
+            add_pairs(acc, vp + (r / 2) * vs, w / 2);
+        }
+        PyMem_RawFree(t);
+        PyMem_RawFree(acc);
+        Py_END_ALLOW_THREADS
+    }
+    PyBuffer_Release(&sb);
+    PyBuffer_Release(&yb);
+    PyBuffer_Release(&ub);
+    PyBuffer_Release(&vb);
+    if (err != NULL) {
+        PyErr_SetString(PyExc_ValueError, err);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+
 /* Frame memory that is used again: first-touched memory costs more than decoding a frame here (glibc
  * gives a freed frame-sized block back to the kernel, and the next frame faults its pages in again:
  * ~1 ms a 640x480 BGR frame on this VM), so blocks of frames that are freed go to a small cache and the
@@ -477,6 +559,8 @@ static PyMethodDef methods[] = {
     {"gray_to_bgr", gray_to_bgr, METH_VARARGS, "gray_to_bgr(src, dst): each gray value in 3 channels"},
     {"yuv420_to_bgr", yuv420_to_bgr, METH_VARARGS,
      "yuv420_to_bgr(y, u, v, dst, w, h, ys, us, vs, coeffs, to_gray): swscale's YUV420P -> BGR24 (or gray)"},
+    {"bgr_to_yuv420", bgr_to_yuv420, METH_VARARGS,
+     "bgr_to_yuv420(src, w, h, src_stride, y, u, v, ys, us, vs): BT.601 limited-range YUV 4:2:0 of BGR24"},
     {"block", block, METH_VARARGS, "block(nbytes): frame memory from a small cache of freed frames"},
     {"pool_stats", pool_stats, METH_NOARGS, "pool_stats(): blocks and bytes cached, hits and misses"},
     {"pool_clear", pool_clear, METH_NOARGS, "pool_clear(): free the cached blocks"},

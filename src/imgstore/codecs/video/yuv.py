@@ -146,3 +146,18 @@ def yuv_to_bgr(fr, coeffs) -> np.ndarray:
 def yuv_to_gray(fr, coeffs) -> np.ndarray:
     """*fr* as OpenCV's gray of its BGR, without making the BGR frame."""
     return _convert(fr, coeffs, True)
+
+
+def bgr_to_yuv420_frame(a: np.ndarray):
+    """A new ``yuv420p`` VideoFrame of C-contiguous BGR uint8 *a* (even sizes), BT.601 limited range
+    as swscale makes it (each sample within 1 of it), or None without the extension or for odd sizes."""
+    h, w = a.shape[:2]
+    if _ext is None or w % 2 or h % 2 or a.ndim != 3 or a.shape[2] != 3 or a.dtype != np.uint8 \
+            or not a.flags.c_contiguous:
+        return None
+    import av
+
+    vf = av.VideoFrame(w, h, "yuv420p")
+    y, u, v = vf.planes[:3]
+    _ext.bgr_to_yuv420(a, w, h, 3 * w, y, u, v, y.line_size, u.line_size, v.line_size)
+    return vf
