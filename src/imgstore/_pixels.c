@@ -250,8 +250,8 @@ static PyObject *yuv420_to_bgr(PyObject *self, PyObject *args) {
 
 
 /* BGR24 -> YUV 4:2:0, BT.601 limited range (what swscale makes for H.264 input), 15-bit fixed point:
- * Y of each pixel, U and V of each 2x2 block's mean. Within 1 of swscale's values; ~8x faster than its
- * unscaled BGR24 -> YUV420P here (0.85 ms a 640x480 frame, a quarter of the CPU writing it took). */
+ * Y of each pixel, U and V of each 2x2 block's mean. Within 1 of swscale's values; 0.30 ms a 640x480
+ * frame, where swscale's unscaled BGR24 -> YUV420P took 0.85 (a quarter of the CPU writing it took). */
 #define RGB2YUV_SHIFT 15
 enum { RY = 8414, GY = 16520, BY = 3208, RU = -4857, GU = -9535, BU = 14392, RV = 14392, GV = -12052,
        BV = -2340 };

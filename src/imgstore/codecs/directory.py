@@ -40,9 +40,7 @@ class DirectoryChunkReader(ChunkReader):
     def _decode(self, position: int) -> np.ndarray:
         key = self.layout.frame_key(self.chunk_n, position)
         try:
-            data = self.storage.map_buffer(key) if self.color in self.fmt.mapped else None
-            if data is None:
-                data = self.storage.read_buffer(key)
+            data = self.storage.read_buffer(key, mapped=self.color in self.fmt.mapped)
         except FileNotFoundError:
             raise CorruptChunkError(f"{self.storage.describe(key)}: frame file is missing") from None
         except OSError as e:

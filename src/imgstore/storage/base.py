@@ -63,17 +63,13 @@ class Storage(abc.ABC):
     def read_bytes(self, key: str) -> bytes:
         """Whole file; raises FileNotFoundError."""
 
-    def read_buffer(self, key: str) -> memoryview:
+    def read_buffer(self, key: str, *, mapped: bool = False) -> memoryview:
         """Whole file as a writable bytes-like buffer (arrays made on it with ``np.frombuffer`` are
-        writable); raises FileNotFoundError."""
+        writable); raises FileNotFoundError. *mapped*: the file may be mapped copy-on-write instead
+        where the storage can and that pays (its pages are read when touched, writes never reach the
+        file); only for files that are replaced, never rewritten in place, while in use (the store's
+        files are written atomically)."""
         return memoryview(bytearray(self.read_bytes(key)))
-
-    def map_buffer(self, key: str) -> memoryview | None:
-        """Whole file as a writable buffer mapped copy-on-write (its pages are read when touched, and
-        writes never reach the file), or None where this storage does not map files (then use
-        :meth:`read_buffer`); raises FileNotFoundError. Only for files that are replaced, never
-        rewritten in place, while mapped (the store's files are written atomically)."""
-        return None
 
     def read_many(self, keys: list[str]) -> list[bytes | None]:
         """Whole files of several keys (None for one that does not exist), fetched concurrently where

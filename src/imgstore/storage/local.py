@@ -103,24 +103,17 @@ class LocalStorage(Storage):
         with self._open_regular(key) as f:
             return f.read()
 
-    def read_buffer(self, key: str) -> memoryview:
+    def read_buffer(self, key: str, *, mapped: bool = False) -> memoryview:
         with self._open_regular(key) as f:
             size = os.fstat(f.fileno()).st_size
+            if mapped and _map_private is not None and size >= _MAP_FROM:
+                try:
+                    return memoryview(_map_private(f.fileno(), size))
+                except OSError:  # a file system that cannot map files, or no address space left
+                    pass
             buf = frame_memory.empty(size)  # not zeroed first, unlike a bytearray; memory used again
             n = f.readinto(buf)  # one copy, from the page cache into the buffer
             return memoryview(buf)[:n]  # shorter if the file shrank meanwhile
-
-    def map_buffer(self, key: str) -> memoryview | None:
-        if _map_private is None:
-            return None
-        with self._open_regular(key) as f:
-            size = os.fstat(f.fileno()).st_size
-            if size < _MAP_FROM:
-                return None
-            try:
-                return memoryview(_map_private(f.fileno(), size))
-            except OSError:  # a file system that cannot map files, or no address space left
-                return None
 
     def read_range(self, key: str, start: int, stop: int) -> bytes:
         with self._open_regular(key) as f:
