@@ -180,3 +180,104 @@ def test_reading_on_into_the_next_chunk_decodes_it_ahead(tmp_path, fmt):
     img, (fn, _) = s.get_next_image()  # reading on from the last frame of chunk 0
     assert fn == numbers[10] and s._readers[1]._ahead is not None
     s.close()
+
+
+def _bgr_by_matrix(fr, kr, kb):
+    """BGR of 8-bit limited-range YUV frame *fr* by the textbook formula for luma weights kr, kb."""
+    y, u, v = (np.frombuffer(p, np.uint8).reshape(-1, p.line_size)[: p.height, : p.width].astype(float)
+               for p in fr.planes[:3])
+    if u.shape != y.shape:  # 4:2:0: each chroma sample covers 2x2 pixels
+        u, v = (np.repeat(np.repeat(c, 2, 0), 2, 1)[: y.shape[0], : y.shape[1]] for c in (u, v))
+    y, u, v = (y - 16) * 255 / 219, (u - 128) * 255 / 224, (v - 128) * 255 / 224
+    r = y + 2 * (1 - kr) * v
+    b = y + 2 * (1 - kb) * u
+    g = (y - kr * r - kb * b) / (1 - kr - kb)
+    return np.clip(np.stack([b, g, r], -1), 0, 255)
+
+
+@pytest.mark.parametrize("pix_fmt", ["yuv420p", "yuv444p"])
+@pytest.mark.parametrize("color", [True, False])
+def test_bt709_tagged_video_reads_as_the_original_reads_it(tmp_path, pix_fmt, color):
+    """Other programs tag HD video BT.709. OpenCV 4 (the original's reader) ignores the tag and
+    converts with BT.601's matrix (OpenCV 5 uses the tag); a store gives the original's pixels."""
+    from imgstore.color import bgr_to_gray
+
+    shape = (64, 96)
+    video = str(tmp_path / "a.mp4")
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    with av.open(video, "w") as c:
+        st = c.add_stream("libx264", rate=25)
+        st.width, st.height, st.pix_fmt = shape[1], shape[0], pix_fmt
+        st.codec_context.options = {"crf": "12", "x264-params": "colormatrix=bt709:colorprim=bt709:transfer=bt709"}
+        for i in range(6):  # saturated colours, where the two matrices differ most
+            bgr = np.stack([(xx * 8 + i * 20) % 256, (yy * 4 + 40) % 256, 255 - xx * 2], -1).astype(np.uint8)
+            vf = av.VideoFrame.from_ndarray(bgr, format="bgr24")
+            vf.pts = i
+            for p in st.encode(vf):
+                c.mux(p)
+        for p in st.encode():
+            c.mux(p)
+    with av.open(video) as c:
+        frames = list(c.decode(video=0))
+    assert frames[0].colorspace == 1  # the tag is in the stream
+    bt601 = [_bgr_by_matrix(f, 0.299, 0.114) for f in frames]
+    bt709 = [_bgr_by_matrix(f, 0.2126, 0.0722) for f in frames]
+    cv2 = None
+    try:
+        import cv2
+    except ImportError:
+        pass
+    if cv2 is not None and cv2.__version__.startswith("4."):
+        cap = cv2.VideoCapture(video)
+        opencv4 = [cap.read()[1] for _ in range(6)]
+        cap.release()
+    path = str(tmp_path / "s")
+    s = imgstore.new_for_format("avc1/mp4", basedir=path, imgshape=shape + ((3,) if color else ()),
+                                imgdtype=np.uint8, chunksize=100)
+    s.insert_chunk(video, list(range(6)), np.arange(6.0))
+    s.close()
+    r = imgstore.new_for_filename(path)
+    for i in [3, 0, 5, 1, 2, 4]:
+        img, (fn, _) = r.get_image(i)
+        assert fn == i
+        want601, want709 = (w if color else bgr_to_gray(np.rint(w).astype(np.uint8)).astype(float)
+                            for w in (bt601[i], bt709[i]))
+        assert np.abs(img - want601).max() <= 3, i  # swscale's fixed point: within 3 of the formula
+        assert np.abs(img - want709.astype(float)).max() >= 8, i  # the matrices differ here: the check above can fail
+        if cv2 is not None and cv2.__version__.startswith("4."):
+            assert np.array_equal(img, opencv4[i] if color else cv2.cvtColor(opencv4[i], cv2.COLOR_BGR2GRAY))
+    r.close()
+
+
+@pytest.mark.parametrize("color", [True, False])
+def test_odd_sized_foreign_mjpeg_reads_as_opencv_reads_it(tmp_path, color):
+    """At odd sizes swscale scales the chroma planes, so its filter (OpenCV asks for bicubic) shows in
+    the pixels (bilinear was up to 44 levels off)."""
+    cv2 = pytest.importorskip("cv2")
+    shape = (75, 101)
+    video = str(tmp_path / "a.avi")
+    rng = np.random.default_rng(5)
+    with av.open(video, "w") as c:
+        st = c.add_stream("mjpeg", rate=25)
+        st.width, st.height, st.pix_fmt = shape[1], shape[0], "yuvj420p"
+        for i in range(4):
+            blocks = rng.integers(0, 256, (19, 26, 3), np.uint8)
+            bgr = np.ascontiguousarray(np.repeat(np.repeat(blocks, 4, 0), 4, 1)[: shape[0], : shape[1]])
+            for p in st.encode(av.VideoFrame.from_ndarray(bgr, format="bgr24")):
+                c.mux(p)
+        for p in st.encode():
+            c.mux(p)
+    cap = cv2.VideoCapture(video)
+    want = [cap.read()[1] for _ in range(4)]
+    cap.release()
+    path = str(tmp_path / "s")
+    s = imgstore.new_for_format("mjpeg/avi", basedir=path, imgshape=shape + ((3,) if color else ()),
+                                imgdtype=np.uint8, chunksize=100)
+    s.insert_chunk(video, list(range(4)), np.arange(4.0))
+    s.close()
+    r = imgstore.new_for_filename(path)
+    for i in [2, 0, 3, 1]:
+        img, (fn, _) = r.get_image(i)
+        expected = (want[i] if color else cv2.cvtColor(want[i], cv2.COLOR_BGR2GRAY))[:74, :100]  # rounded to even
+        assert fn == i and np.array_equal(img, expected), i
+    r.close()

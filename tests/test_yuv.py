@@ -40,7 +40,10 @@ def test_odd_sizes_and_other_formats_go_through_swscale():
     assert yuv.fast_coeffs(_frame("yuv420p", 7, 9, rng), pixels._sws_bgr24) is None
     assert yuv.fast_coeffs(av.VideoFrame(16, 16, "yuv444p"), pixels._sws_bgr24) is None
     odd = _frame("yuv420p", 7, 9, rng)
-    assert np.array_equal(pixels._to_bgr24(odd), odd.to_ndarray(format="bgr24"))
+    # OpenCV's flags (SWS_BICUBIC): at odd sizes swscale scales chroma, and the filter shows
+    want = odd.reformat(format="bgr24", interpolation="BICUBIC", src_colorspace="ITU601", dst_colorspace="ITU601")
+    assert np.array_equal(pixels._to_bgr24(odd), want.to_ndarray())
+    assert not np.array_equal(pixels._to_bgr24(odd), odd.to_ndarray(format="bgr24"))  # BILINEAR differs
 
 
 def test_tags_the_kernel_does_not_match_are_left_to_swscale(monkeypatch):

@@ -5,6 +5,11 @@ with video through FFmpeg (PyAV) instead of OpenCV.
 """
 
 from ._version import __version__
+
+try:  # FFmpeg's libraries load here, as the original loads OpenCV's on import (docs/design/video-reading.md)
+    import av as _av  # noqa: F401
+except ImportError:  # pragma: no cover - stores of image files are read without it
+    pass
 from .errors import (CorruptChunkError, EndOfStoreError, FrameNotFoundError, ImgStoreError, StoreFormatError,
                      StoreLockedError, StoreNotFoundError, UnsupportedFormatError)
 from .stores import (DirectoryImgStore, ImgStore, VideoImgStore, extract_only_frame, get_supported_formats,

@@ -346,9 +346,10 @@ static Py_ssize_t pool_max_bytes = (Py_ssize_t)96 << 20;
 #define BLOCK_ALIGN 64
 
 #if defined(__linux__) && defined(MAP_POPULATE)
-/* blocks of a frame or more are mapped with their pages faulted in by the kernel at once: about half
- * the cost of faulting them in one by one as the decoder writes them (0.75-1 ms a 0.92 MB frame here) */
-#define POPULATE_FROM ((size_t)1 << 20)
+/* blocks of a frame or more (glibc maps blocks from 128 KiB anyway) are mapped with their pages
+ * faulted in by the kernel at once: 150 fresh 640x480 BGR frames written once, 0.55 -> 0.33 ms a frame;
+ * 640x480 gray 0.22 -> 0.11 ms (2026-12-03) */
+#define POPULATE_FROM ((size_t)128 << 10)
 #endif
 
 static char *aligned_alloc64(size_t n) {

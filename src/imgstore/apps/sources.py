@@ -14,6 +14,7 @@ from typing import Iterator
 
 import numpy as np
 
+from ..codecs.video.pixels import frame_image
 from ..color import ensure_grayscale, swap_rb
 from ..errors import ImgStoreError
 
@@ -77,7 +78,7 @@ class VideoSource(FrameSource):
                     t = time.time() - t0
                 else:
                     t = float(frame.time) if frame.time is not None else None
-                yield frame.to_ndarray(format="gray" if self.gray else "bgr24"), t
+                yield frame_image(frame, self.gray), t
         finally:
             self.container.close()
 

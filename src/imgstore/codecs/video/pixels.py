@@ -20,6 +20,10 @@ from .yuv import fast_coeffs, yuv_to_bgr, yuv_to_gray
 _GRAY8 = {"gray", "gray8"}
 _GRAY16 = {"gray16le", "gray16be", "gray16"}
 _NEUTRAL8 = np.uint64(0x8080808080808080)
+#: OpenCV's FFmpeg reader (the original's) converts with ``SWS_BICUBIC`` and never hands swscale the
+#: stream's colour matrix, so a BT.709-tagged stream is read with BT.601's (docs/design/video-formats.md)
+_OPENCV_MATRIX = "ITU601"
+_OPENCV_SWS_FLAGS = "BICUBIC"
 
 
 def _plane(frame, i: int) -> np.ndarray:
@@ -77,7 +81,8 @@ def _sws_bgr24(fr) -> np.ndarray:
     context per thread (``to_ndarray`` sets one up for every frame, which cost more than decoding a
     640x480 H.264 P-frame; our own threads already use the cores) and without a second copy where the
     converted frame's rows are not padded."""
-    out = _sws().reformat(fr, format="bgr24", threads=1)
+    out = _sws().reformat(fr, format="bgr24", src_colorspace=_OPENCV_MATRIX, dst_colorspace=_OPENCV_MATRIX,
+                          interpolation=_OPENCV_SWS_FLAGS, threads=1)
     if out is fr:
         return fr.to_ndarray(format="bgr24")  # already BGR: a copy, never a view of a cached frame
     p = out.planes[0]
@@ -151,11 +156,21 @@ class PixelOutput:
         return img
 
     def _gray8(self, fr, name: str) -> np.ndarray:
-        if name in _GRAY8:
-            return _plane_copy(fr, 0)  # what to_ndarray(format="gray") gives
-        if self._mono and _full_range_yuv8(fr, name):
-            return _plane_copy(fr, 0)  # monochrome H.264: the decoder fills chroma with 128
-        if _full_range_neutral(fr):
-            return _plane_copy(fr, 0)
-        coeffs = fast_coeffs(fr, _sws_bgr24)
-        return bgr_to_gray(_sws_bgr24(fr)) if coeffs is None else yuv_to_gray(fr, coeffs)
+        return _gray8(fr, name, self._mono)
+
+
+def _gray8(fr, name: str, mono: bool = False) -> np.ndarray:
+    if name in _GRAY8:
+        return _plane_copy(fr, 0)  # what to_ndarray(format="gray") gives
+    if mono and _full_range_yuv8(fr, name):
+        return _plane_copy(fr, 0)  # monochrome H.264: the decoder fills chroma with 128
+    if _full_range_neutral(fr):
+        return _plane_copy(fr, 0)
+    coeffs = fast_coeffs(fr, _sws_bgr24)
+    return bgr_to_gray(_sws_bgr24(fr)) if coeffs is None else yuv_to_gray(fr, coeffs)
+
+
+def frame_image(fr, gray: bool) -> np.ndarray:
+    """8-bit decoded frame *fr* as the original imgstore (OpenCV) reads it: BGR, or OpenCV's gray of
+    that BGR."""
+    return _gray8(fr, fr.format.name) if gray else _to_bgr24(fr)
