@@ -151,8 +151,12 @@ def main():
         table = '\n'.join(rows)
         print('\n' + table)
         if args.out:
+            import time
             with open(args.out, 'w') as f:
-                f.write(table + '\n')
+                f.write('# Stores whose chunks other programs wrote (%s)\n\n`%s`; the reference is the original\'s '
+                        'sequential read (%s), each store %d frames.\n\n%s\n'
+                        % (time.strftime('%Y-%m-%d %H:%M'), ' '.join(['python'] + sys.argv), args.original_python,
+                           args.frames, table))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
