@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import imgstore
-from imgstore.apps.synthetic import make_frame, read_frame_number, write_video_file
+from imgstore.apps.synthetic import make_frame, read_frame_number, write_frames_file, write_video_file
 
 VIDEO_FORMATS = [f for f in ("mjpeg/avi", "avc1/mp4", "h264/mkv", "ffv1/mkv", "hevc/mkv")
                  if f in imgstore.get_supported_formats()]
@@ -182,6 +182,23 @@ def test_reading_on_into_the_next_chunk_decodes_it_ahead(tmp_path, fmt):
     s.close()
 
 
+def _opencv_frames(cv2, video, n):
+    cap = cv2.VideoCapture(video)
+    frames = [cap.read()[1] for _ in range(n)]
+    cap.release()
+    return frames
+
+
+def _store_of(tmp_path, fmt, video, n, shape, color):
+    """A store of one chunk, the file *video* of *n* frames, opened for reading."""
+    path = str(tmp_path / "s")
+    s = imgstore.new_for_format(fmt, basedir=path, imgshape=tuple(shape) + ((3,) if color else ()),
+                                imgdtype=np.uint8, chunksize=100)
+    s.insert_chunk(video, list(range(n)), np.arange(float(n)))
+    s.close()
+    return imgstore.new_for_filename(path)
+
+
 def _bgr_by_matrix(fr, kr, kb):
     """BGR of 8-bit limited-range YUV frame *fr* by the textbook formula for luma weights kr, kb."""
     y, u, v = (np.frombuffer(p, np.uint8).reshape(-1, p.line_size)[: p.height, : p.width].astype(float)
@@ -203,20 +220,12 @@ def test_bt709_tagged_video_reads_as_the_original_reads_it(tmp_path, pix_fmt, co
     from imgstore.color import bgr_to_gray
 
     shape = (64, 96)
-    video = str(tmp_path / "a.mp4")
     yy, xx = np.mgrid[: shape[0], : shape[1]]
-    with av.open(video, "w") as c:
-        st = c.add_stream("libx264", rate=25)
-        st.width, st.height, st.pix_fmt = shape[1], shape[0], pix_fmt
-        st.codec_context.options = {"crf": "12", "x264-params": "colormatrix=bt709:colorprim=bt709:transfer=bt709"}
-        for i in range(6):  # saturated colours, where the two matrices differ most
-            bgr = np.stack([(xx * 8 + i * 20) % 256, (yy * 4 + 40) % 256, 255 - xx * 2], -1).astype(np.uint8)
-            vf = av.VideoFrame.from_ndarray(bgr, format="bgr24")
-            vf.pts = i
-            for p in st.encode(vf):
-                c.mux(p)
-        for p in st.encode():
-            c.mux(p)
+    # saturated colours, where the two matrices differ most
+    frames = [np.stack([(xx * 8 + i * 20) % 256, (yy * 4 + 40) % 256, 255 - xx * 2], -1).astype(np.uint8)
+              for i in range(6)]
+    video = write_frames_file(tmp_path / "a.mp4", frames, "libx264", pix_fmt,
+                              {"crf": 12, "x264-params": "colormatrix=bt709:colorprim=bt709:transfer=bt709"})
     with av.open(video) as c:
         frames = list(c.decode(video=0))
     assert frames[0].colorspace == 1  # the tag is in the stream
@@ -228,15 +237,8 @@ def test_bt709_tagged_video_reads_as_the_original_reads_it(tmp_path, pix_fmt, co
     except ImportError:
         pass
     if cv2 is not None and cv2.__version__.startswith("4."):
-        cap = cv2.VideoCapture(video)
-        opencv4 = [cap.read()[1] for _ in range(6)]
-        cap.release()
-    path = str(tmp_path / "s")
-    s = imgstore.new_for_format("avc1/mp4", basedir=path, imgshape=shape + ((3,) if color else ()),
-                                imgdtype=np.uint8, chunksize=100)
-    s.insert_chunk(video, list(range(6)), np.arange(6.0))
-    s.close()
-    r = imgstore.new_for_filename(path)
+        opencv4 = _opencv_frames(cv2, video, 6)
+    r = _store_of(tmp_path, "avc1/mp4", video, 6, shape, color)
     for i in [3, 0, 5, 1, 2, 4]:
         img, (fn, _) = r.get_image(i)
         assert fn == i
@@ -255,27 +257,12 @@ def test_odd_sized_foreign_mjpeg_reads_as_opencv_reads_it(tmp_path, color):
     the pixels (bilinear was up to 44 levels off)."""
     cv2 = pytest.importorskip("cv2")
     shape = (75, 101)
-    video = str(tmp_path / "a.avi")
     rng = np.random.default_rng(5)
-    with av.open(video, "w") as c:
-        st = c.add_stream("mjpeg", rate=25)
-        st.width, st.height, st.pix_fmt = shape[1], shape[0], "yuvj420p"
-        for i in range(4):
-            blocks = rng.integers(0, 256, (19, 26, 3), np.uint8)
-            bgr = np.ascontiguousarray(np.repeat(np.repeat(blocks, 4, 0), 4, 1)[: shape[0], : shape[1]])
-            for p in st.encode(av.VideoFrame.from_ndarray(bgr, format="bgr24")):
-                c.mux(p)
-        for p in st.encode():
-            c.mux(p)
-    cap = cv2.VideoCapture(video)
-    want = [cap.read()[1] for _ in range(4)]
-    cap.release()
-    path = str(tmp_path / "s")
-    s = imgstore.new_for_format("mjpeg/avi", basedir=path, imgshape=shape + ((3,) if color else ()),
-                                imgdtype=np.uint8, chunksize=100)
-    s.insert_chunk(video, list(range(4)), np.arange(4.0))
-    s.close()
-    r = imgstore.new_for_filename(path)
+    blocks = [rng.integers(0, 256, (19, 26, 3), np.uint8) for _ in range(4)]
+    video = write_frames_file(tmp_path / "a.avi", [np.repeat(np.repeat(b, 4, 0), 4, 1)[: shape[0], : shape[1]]
+                                                   for b in blocks], "mjpeg", "yuvj420p")
+    want = _opencv_frames(cv2, video, 4)
+    r = _store_of(tmp_path, "mjpeg/avi", video, 4, shape, color)
     for i in [2, 0, 3, 1]:
         img, (fn, _) = r.get_image(i)
         expected = (want[i] if color else cv2.cvtColor(want[i], cv2.COLOR_BGR2GRAY))[:74, :100]  # rounded to even

@@ -50,18 +50,28 @@ def read_frame_number(img: np.ndarray) -> int:
 def write_video_file(path, numbers, shape=(96, 128), codec: str = "libx264", pix_fmt: str = "yuv420p",
                      options: dict | None = None, container_options: dict | None = None, rate: int = 25) -> str:
     """A colour video file written with PyAV (as another program would), frame *i* encoding ``numbers[i]``."""
+    return write_frames_file(path, (make_frame(n, tuple(shape[:2]) + (3,)) for n in numbers), codec, pix_fmt,
+                             options, container_options, rate)
+
+
+def write_frames_file(path, frames, codec: str = "libx264", pix_fmt: str = "yuv420p", options: dict | None = None,
+                      container_options: dict | None = None, rate: int = 25) -> str:
+    """A video file of the BGR uint8 *frames* written with PyAV, frame *i* at pts *i*."""
     import av
 
     with av.open(str(path), "w", options=container_options or {}) as c:
-        st = c.add_stream(codec, rate=rate)
-        st.width, st.height, st.pix_fmt = shape[1], shape[0], pix_fmt
-        if options:
-            st.codec_context.options = {k: str(v) for k, v in options.items()}
-        for i, n in enumerate(numbers):
-            vf = av.VideoFrame.from_ndarray(make_frame(n, tuple(shape[:2]) + (3,)), format="bgr24")
+        st = None
+        for i, bgr in enumerate(frames):
+            if st is None:
+                st = c.add_stream(codec, rate=rate)
+                st.width, st.height, st.pix_fmt = bgr.shape[1], bgr.shape[0], pix_fmt
+                if options:
+                    st.codec_context.options = {k: str(v) for k, v in options.items()}
+            vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(bgr), format="bgr24")
             vf.pts = i
             for p in st.encode(vf):
                 c.mux(p)
-        for p in st.encode():
-            c.mux(p)
+        if st is not None:
+            for p in st.encode():
+                c.mux(p)
     return str(path)
