@@ -149,3 +149,94 @@ def test_mapped_frames_are_private_writable_and_outlive_their_files(tmp_path, fm
             tmp.replace(p)
     assert (first == 7).all()
     assert [read_frame_number(im) for im in held[1:]] == list(range(1, 120))
+
+
+def _rows_model(data: bytes, head_len: int, rows: int, width: int, stride: int, bottom_up: bool):
+    """What read_rows must give: the header, the rows (zeros where the file ended), the byte count."""
+    head = data[:head_len]
+    out = np.zeros((rows, width), np.uint8)
+    n = len(head)
+    for i in range(rows):
+        part = data[head_len + i * stride: head_len + i * stride + width]
+        out[rows - 1 - i if bottom_up else i, : len(part)] = np.frombuffer(part, np.uint8)
+        n += len(part)
+        if len(part) < width:
+            break
+    return head, out, n
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+@settings(max_examples=150, deadline=None)
+@given(head_len=st.integers(0, 70), rows=st.integers(0, 1300), width=st.integers(1, 40), pad=st.integers(0, 3),
+       bottom_up=st.booleans(), cut=st.integers(0, 60000), seed=st.integers(0, 2**16))
+def test_read_rows_places_header_and_rows_like_a_model(tmp_path_factory, head_len, rows, width, pad, bottom_up, cut,
+                                                       seed):
+    """LocalStorage.read_rows (one preadv of up to 1024 buffers at a time, gaps between rows skipped)
+    and the plain Storage.read_rows against a model, whole and truncated files alike."""
+    from imgstore.storage import open_storage
+    from imgstore.storage.base import Storage
+
+    stride = width + pad
+    size = head_len + max(0, rows * stride - pad)
+    data = np.random.default_rng(seed).integers(0, 256, size, np.uint8).tobytes()[: min(size, cut)]
+    d = tmp_path_factory.mktemp("rows")
+    (d / "f").write_bytes(data)
+    storage = open_storage(str(d))
+    want_head, want_rows, want_n = _rows_model(data, head_len, rows, width, stride, bottom_up)
+    for read in (storage.read_rows, lambda *a, **k: Storage.read_rows(storage, *a, **k)):
+        head = bytearray(head_len)
+        dst = np.zeros((rows, width), np.uint8)
+        n = read("f", head, dst, stride, bottom_up=bottom_up)
+        assert n == want_n
+        assert bytes(head[: len(want_head)]) == want_head
+        np.testing.assert_array_equal(dst, want_rows)
+
+
+def test_read_rows_of_a_missing_file(tmp_path):
+    from imgstore.storage import open_storage
+
+    with pytest.raises(FileNotFoundError):
+        open_storage(str(tmp_path)).read_rows("nope", bytearray(4), np.zeros((2, 2), np.uint8), 2)
+
+
+@pytest.mark.parametrize("color", [True, False])
+def test_bmp_frames_of_other_kinds_in_one_chunk_read_right(tmp_path, color):
+    """After the first file, BMP frames are read straight into their rows where the file's head is the
+    last one's: files of another size, bit depth, row order or palette, and short ones, are still
+    read as their own bytes say (or fail naming the file)."""
+    import imgstore
+    from imgstore.apps.synthetic import make_frame, read_frame_number
+
+    shape = (48, 64, 3) if color else (48, 64)
+    path = str(tmp_path / "s")
+    s = imgstore.new_for_format("bmp", basedir=path, imgshape=shape, imgdtype=np.uint8, chunksize=100)
+    for i in range(8):
+        s.add_image(make_frame(i, shape), i, float(i))
+    s.close()
+    chunk = tmp_path / "s" / "000000"
+    f = sorted(chunk.iterdir())
+    bgr = make_frame(3, (48, 64, 3))
+    f[3].write_bytes(IMAGE_FORMATS["bmp"].encode(bgr if not color else bgr[..., 0]))  # the other bit depth
+    top_down = bytearray(f[4].read_bytes())
+    h = int.from_bytes(top_down[22:26], "little", signed=True)
+    stride = len(top_down[int.from_bytes(top_down[10:14], "little"):]) // h
+    rows = [top_down[-(k + 1) * stride: len(top_down) - k * stride] for k in range(h)]
+    top_down[int.from_bytes(top_down[10:14], "little"):] = b"".join(rows)
+    top_down[22:26] = (-h).to_bytes(4, "little", signed=True)  # rows stored top first
+    f[4].write_bytes(bytes(top_down))
+    expected = {i: make_frame(i, shape) for i in range(8)}
+    expected[3] = ensure_color(bgr[..., 0]) if color else ensure_grayscale(bgr)
+    r = imgstore.new_for_filename(path)
+    for i in range(8):
+        if i == 6:
+            f[7].write_bytes(f[7].read_bytes()[:-100])  # shorter from here on: not read past its end
+        if i == 7:
+            with pytest.raises(imgstore.CorruptChunkError, match="000007"):
+                r.get_next_image()
+            continue
+        img, (fn, _) = r.get_next_image()
+        assert fn == i and np.array_equal(img, expected[i]), i
+        assert read_frame_number(img) == i or i == 3
+    r.close()

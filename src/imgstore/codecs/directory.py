@@ -7,6 +7,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 
+from .. import frame_memory
 from ..color import ensure_color, ensure_grayscale
 from ..errors import CorruptChunkError
 from ..format.layout import Layout
@@ -34,18 +35,26 @@ class DirectoryChunkReader(ChunkReader):
         ahead = fmt.compressed or storage.local_path() is None
         self._readahead = readahead if (ahead and n_frames) else 0
         self._pool: ThreadPoolExecutor | None = None
+        #: local files read straight into their rows (None: decoded from the whole file)
+        self._local_rows = fmt.row_layout is not None and storage.local_path() is not None
+        self._rows = None
         self._ahead: dict[int, Future] = {}
         self._last = -2
 
     def _decode(self, position: int) -> np.ndarray:
         key = self.layout.frame_key(self.chunk_n, position)
         try:
-            data = self.storage.read_buffer(key, mapped=self.color in self.fmt.mapped)
+            img = self._read_rows(key)
+            data = None if img is not None else self.storage.read_buffer(key, mapped=self.color in self.fmt.mapped)
         except FileNotFoundError:
             raise CorruptChunkError(f"{self.storage.describe(key)}: frame file is missing") from None
         except OSError as e:
             raise CorruptChunkError(f"{self.storage.describe(key)}: cannot read frame file ({e.strerror or e})") \
                 from None
+        if img is not None:
+            return img
+        if self._local_rows:
+            self._rows = self.fmt.row_layout(data)
         try:
             img = self.fmt.decode(data, self.color)
         except Exception as e:
@@ -57,6 +66,19 @@ class DirectoryChunkReader(ChunkReader):
         if self.fmt.name == "npy":
             img = ensure_color(img) if self.color else ensure_grayscale(img)
         return img
+
+    def _read_rows(self, key: str) -> np.ndarray | None:
+        """Frame *key* read straight into its rows where the last file read told where they are
+        (``ImageFormat.row_layout``) and this file's head is that one's; else None."""
+        lay = self._rows
+        if lay is None:
+            return None
+        head = bytearray(len(lay.head))
+        rows = frame_memory.empty((lay.rows, lay.row_bytes))
+        n = self.storage.read_rows(key, head, rows, lay.stride, bottom_up=lay.bottom_up)
+        if n != len(head) + rows.size or head != lay.head:
+            return None  # another kind of file, or a shorter one: read and decode it whole
+        return self.fmt.from_rows(rows.reshape(lay.shape), self.color)
 
     def read(self, position: int) -> np.ndarray:
         fut = self._ahead.pop(position, None)

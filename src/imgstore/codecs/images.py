@@ -120,20 +120,38 @@ def _bmp_decode(data: bytes, color: bool) -> np.ndarray:
         import imagecodecs
 
         return _from_file(imagecodecs.bmp_decode(data), color)
+    return _bmp_finish(arr, color)
+
+
+def _bmp_finish(arr: np.ndarray, color: bool) -> np.ndarray:
     if arr.ndim == 3:  # BMP rows hold BGR, as frames do
         return arr if color else bgr_to_gray(arr)
     return ensure_color(arr) if color else arr
 
 
-def _bmp_pixels(data: bytes) -> np.ndarray | None:
-    """The pixels of an uncompressed 24-bit BMP (BGR) or 8-bit BMP with a gray palette, as read
-    straight from the bytes; None for any other kind of BMP."""
+@dataclass(frozen=True)
+class RowLayout:
+    """Where an uncompressed frame file keeps its pixels: every byte before them (headers, palette),
+    then ``rows`` rows of ``row_bytes``, ``stride`` bytes apart, the last row first if ``bottom_up``.
+    A file whose first ``len(head)`` bytes equal ``head`` keeps them the same way."""
+
+    head: bytes
+    rows: int
+    row_bytes: int
+    stride: int
+    bottom_up: bool
+    shape: tuple
+
+
+def _bmp_layout(data: bytes) -> RowLayout | None:
+    """The layout of an uncompressed 24-bit BMP (BGR) or 8-bit BMP with a gray palette; None for any
+    other kind of BMP."""
     if len(data) < 54 or data[:2] != b"BM":
         return None
     offset, header = int.from_bytes(data[10:14], "little"), int.from_bytes(data[14:18], "little")
     w, h = int.from_bytes(data[18:22], "little", signed=True), int.from_bytes(data[22:26], "little", signed=True)
     bits, compression = int.from_bytes(data[28:30], "little"), int.from_bytes(data[30:34], "little")
-    if header < 40 or compression != 0 or bits not in (8, 24) or w <= 0 or h == 0:
+    if header < 40 or compression != 0 or bits not in (8, 24) or w <= 0 or h == 0 or offset < 14 + header:
         return None
     channels = bits // 8
     stride = (w * channels + 3) & ~3
@@ -141,18 +159,30 @@ def _bmp_pixels(data: bytes) -> np.ndarray | None:
         return None
     if bits == 8:
         colors = int.from_bytes(data[46:50], "little") or 256
+        if colors != 256 or 14 + header + 4 * colors > offset:
+            return None
         palette = np.frombuffer(data, np.uint8, 4 * colors, 14 + header).reshape(colors, 4)[:, :3]
-        if colors != 256 or not (palette == np.arange(256, dtype=np.uint8)[:, None]).all():
+        if not (palette == np.arange(256, dtype=np.uint8)[:, None]).all():
             return None  # a palette that is not plain gray
-    rows = np.frombuffer(data, np.uint8, stride * abs(h), offset).reshape(abs(h), stride)[:, :w * channels]
-    if h > 0:
-        rows = rows[::-1]  # stored bottom-up
+    return RowLayout(bytes(data[:offset]), abs(h), w * channels, stride, h > 0,
+                     (abs(h), w, 3) if channels == 3 else (abs(h), w))
+
+
+def _bmp_pixels(data: bytes) -> np.ndarray | None:
+    """The pixels of a BMP that :func:`_bmp_layout` reads, as read straight from the bytes; else None."""
+    lay = _bmp_layout(data)
+    if lay is None:
+        return None
+    rows = np.frombuffer(data, np.uint8, lay.stride * lay.rows, len(lay.head)).reshape(lay.rows, lay.stride)
+    rows = rows[:, : lay.row_bytes]
+    if lay.bottom_up:
+        rows = rows[::-1]
     if rows.flags.c_contiguous:
         out = rows
     else:
         out = frame_memory.empty(rows.shape)
         out[...] = rows
-    return out.reshape(abs(h), w, 3) if channels == 3 else out
+    return out.reshape(lay.shape)
 
 
 def _tif_encode(img: np.ndarray) -> bytes:
@@ -254,6 +284,12 @@ class ImageFormat:
     #: anyway (BMP rows stored bottom-up, PPM's RGB, gray PGM as colour), reading is cheaper than
     #: faulting the pages in (a 640x480 BMP: 0.26 against 0.35 ms, 2026-12-03)
     mapped: tuple[bool, ...] = ()
+    #: uncompressed files whose pixels are rows at a place the first file read tells
+    #: (:class:`RowLayout`); the next ones are read straight into a frame, each checked to have the
+    #: same head (one copy, not two: a bottom-up BMP is read and flipped)
+    row_layout: Callable[[bytes], RowLayout | None] | None = None
+    #: the frame of rows read that way (colour or gray asked)
+    from_rows: Callable[[np.ndarray, bool], np.ndarray] | None = None
 
     def check(self, imgshape, dtype) -> None:
         """Raise ValueError if frames of this shape/dtype cannot be stored losslessly in this format."""
@@ -271,7 +307,8 @@ IMAGE_FORMATS: dict[str, ImageFormat] = {
         ImageFormat("png", "png", _png_encode, _png_decode, True, ("uint8", "uint16")),
         ImageFormat("jpg", "jpg", _jpg_encode, _jpg_decode, False, ("uint8",)),
         ImageFormat("tif", "tif", _tif_encode, _tif_decode, True, ("uint8", "uint16", "float32")),
-        ImageFormat("bmp", "bmp", _bmp_encode, _bmp_decode, True, ("uint8",), compressed=False),
+        ImageFormat("bmp", "bmp", _bmp_encode, _bmp_decode, True, ("uint8",), compressed=False,
+                    row_layout=_bmp_layout, from_rows=_bmp_finish),
         ImageFormat("ppm", "ppm", lambda img: _pnm_encode(img, True), _pnm_decode, True, ("uint8",), (True,),
                     compressed=False),
         ImageFormat("pgm", "pgm", lambda img: _pnm_encode(img, False), _pnm_decode, True, ("uint8", "uint16"),

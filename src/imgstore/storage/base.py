@@ -71,6 +71,25 @@ class Storage(abc.ABC):
         files are written atomically)."""
         return memoryview(bytearray(self.read_bytes(key)))
 
+    def read_rows(self, key: str, head, dst, stride: int, *, bottom_up: bool = False) -> int:
+        """The file's first ``len(head)`` bytes into *head*, then its rows into the rows of the 2-D
+        C-contiguous uint8 array *dst*: file row *i* starts at ``len(head) + i * stride`` and gives
+        ``dst.shape[1]`` bytes, the file's last row going to ``dst[0]`` if *bottom_up*. Returns the
+        bytes placed (fewer where the file is shorter); raises FileNotFoundError."""
+        data = memoryview(self.read_bytes(key))
+        hv = memoryview(head).cast("B")
+        n = min(len(hv), len(data))
+        hv[:n] = data[:n]
+        rows, width = dst.shape
+        for i in range(rows):
+            start = len(hv) + i * stride
+            got = max(0, min(width, len(data) - start))
+            dst[rows - 1 - i if bottom_up else i, :got] = data[start: start + got]
+            n += got
+            if got < width:
+                break
+        return n
+
     def read_many(self, keys: list[str]) -> list[bytes | None]:
         """Whole files of several keys (None for one that does not exist), fetched concurrently where
         the storage can."""

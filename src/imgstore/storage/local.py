@@ -13,9 +13,9 @@ import numpy as np
 from .. import frame_memory
 
 try:
-    from .._pixels import map_private as _map_private
+    from .._pixels import map_private as _map_private, pread_rows as _pread_rows
 except ImportError:  # pragma: no cover - no compiled extension, or Windows
-    _map_private = None
+    _map_private = _pread_rows = None
 
 #: files smaller than this are read: mapping and unmapping costs more than copying them
 _MAP_FROM = 1 << 18
@@ -114,6 +114,12 @@ class LocalStorage(Storage):
             buf = frame_memory.empty(size)  # not zeroed first, unlike a bytearray; memory used again
             n = f.readinto(buf)  # one copy, from the page cache into the buffer
             return memoryview(buf)[:n]  # shorter if the file shrank meanwhile
+
+    def read_rows(self, key: str, head, dst: np.ndarray, stride: int, *, bottom_up: bool = False) -> int:
+        if _pread_rows is None or dst.ndim != 2 or not dst.flags.c_contiguous:  # pragma: no cover
+            return super().read_rows(key, head, dst, stride, bottom_up=bottom_up)
+        with self._open_regular(key) as f:  # one preadv of the header and the rows: one copy
+            return _pread_rows(f.fileno(), head, dst, dst.shape[0], dst.shape[1], stride, bottom_up)
 
     def read_range(self, key: str, start: int, stop: int) -> bytes:
         with self._open_regular(key) as f:
