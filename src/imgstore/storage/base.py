@@ -76,18 +76,28 @@ class Storage(abc.ABC):
         C-contiguous uint8 array *dst*: file row *i* starts at ``len(head) + i * stride`` and gives
         ``dst.shape[1]`` bytes, the file's last row going to ``dst[0]`` if *bottom_up*. Returns the
         bytes placed (fewer where the file is shorter); raises FileNotFoundError."""
+        import numpy as np
+
         data = memoryview(self.read_bytes(key))
         hv = memoryview(head).cast("B")
         n = min(len(hv), len(data))
         hv[:n] = data[:n]
         rows, width = dst.shape
-        for i in range(rows):
-            start = len(hv) + i * stride
-            got = max(0, min(width, len(data) - start))
-            dst[rows - 1 - i if bottom_up else i, :got] = data[start: start + got]
+        avail = len(data) - len(hv)
+        full = 0 if avail < width else min(rows, (avail - width) // stride + 1)  # rows wholly in the file
+        if full:
+            src = np.frombuffer(data, np.uint8, (full - 1) * stride + width, len(hv))
+            src = np.lib.stride_tricks.as_strided(src, (full, width), (stride, 1))
+            if bottom_up:
+                dst[rows - full:][::-1] = src
+            else:
+                dst[:full] = src
+            n += full * width
+        if full < rows and avail > full * stride:  # the row the file ends in
+            got = min(width, avail - full * stride)
+            start = len(hv) + full * stride
+            dst[rows - 1 - full if bottom_up else full, :got] = np.frombuffer(data, np.uint8, got, start)
             n += got
-            if got < width:
-                break
         return n
 
     def read_many(self, keys: list[str]) -> list[bytes | None]:
