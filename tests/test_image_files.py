@@ -7,6 +7,7 @@ import io
 import imagecodecs
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 from PIL import Image
 
 from imgstore.codecs.images import IMAGE_FORMATS, _bmp_pixels, _from_file, _pnm_pixels
@@ -163,9 +164,6 @@ def _rows_model(data: bytes, head_len: int, rows: int, width: int, stride: int, 
         if len(part) < width:
             break
     return head, out, n
-
-
-from hypothesis import given, settings, strategies as st  # noqa: E402
 
 
 @settings(max_examples=150, deadline=None)

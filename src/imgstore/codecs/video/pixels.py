@@ -138,9 +138,9 @@ class PixelOutput:
             if name in _GRAY16:
                 img = fr.to_ndarray(format="gray16le")
             else:
-                img = self._gray8(fr, name).astype(np.uint16)
+                img = _gray8(fr, name, self._mono).astype(np.uint16)
         else:
-            img = self._gray8(fr, name)
+            img = _gray8(fr, name, self._mono)
         return img
 
     def _crop(self, img: np.ndarray) -> np.ndarray:
@@ -155,11 +155,9 @@ class PixelOutput:
                 img = np.ascontiguousarray(img[:h, :w])
         return img
 
-    def _gray8(self, fr, name: str) -> np.ndarray:
-        return _gray8(fr, name, self._mono)
-
 
 def _gray8(fr, name: str, mono: bool = False) -> np.ndarray:
+    """8-bit gray of decoded frame *fr* (pixel format *name*; *mono*: monochrome H.264)."""
     if name in _GRAY8:
         return _plane_copy(fr, 0)  # what to_ndarray(format="gray") gives
     if mono and _full_range_yuv8(fr, name):
