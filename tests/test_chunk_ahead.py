@@ -245,3 +245,63 @@ def test_a_forked_child_reads_on_without_the_parents_threads(store_path):
     for i in range(start, N):  # the parent reads on too
         assert s.get_next_image()[1][0] == NUMBERS[i]
     s.close()
+
+
+def _held_kinds(s) -> set[type]:
+    return {type(f) for a in list(s.__dict__.get("_aheads", {}).values()) for f in list(a.frames)}
+
+
+@pytest.mark.parametrize("color", [True, False], ids=["color", "gray"])
+def test_colour_frames_are_held_decoded_and_converted_as_they_come_up(tmp_path, monkeypatch, color):
+    from imgstore.codecs.video import pixels
+    from imgstore.stores.chunk_ahead import _Pending
+
+    path = _write(tmp_path / "s", "avc1/mp4", color=color, gop=CHUNK)
+    real = pixels.Unconverted.image
+    threads = []
+
+    def image(self):
+        threads.append(threading.current_thread().name)
+        return real(self)
+
+    monkeypatch.setattr(pixels.Unconverted, "image", image)
+    s = imgstore.new_for_filename(path)
+    kinds: set[type] = set()
+    for i in range(N):
+        img, (fn, _) = s.get_next_image()
+        assert isinstance(img, np.ndarray) and img.shape == SHAPE + ((3,) if color else ())
+        assert read_frame_number(img) == fn == NUMBERS[i]
+        if i % 7 == 0:
+            time.sleep(0.02)  # let the threads run ahead
+        kinds |= _held_kinds(s)
+    s.close()
+    # colour: YUV 4:2:0 held (half of BGR), made BGR by the taking thread, or by the chunk's own thread
+    # once it has decoded them all; gray is held converted (smaller than decoded)
+    assert kinds == ({_Pending} if color else {np.ndarray})
+    if color:
+        assert len(threads) == N  # each frame converted once
+        assert "MainThread" in threads
+        assert any(t.startswith("imgstore-chunk-ahead") for t in threads)
+    else:
+        assert threads == []
+
+
+def test_a_frame_held_decoded_that_will_not_convert_is_read_again_by_the_caller(tmp_path, monkeypatch):
+    from imgstore.codecs.video import pixels
+
+    path = _write(tmp_path / "s", "avc1/mp4", color=True, gop=CHUNK)
+    real = pixels.Unconverted.image
+    failed = []
+
+    def image(self):
+        if not failed:
+            failed.append(threading.current_thread().name)
+            raise CorruptChunkError("not this one")
+        return real(self)
+
+    monkeypatch.setattr(pixels.Unconverted, "image", image)
+    s = imgstore.new_for_filename(path)
+    got = [(fn, read_frame_number(img)) for img, (fn, _) in (s.get_next_image() for _ in range(N))]
+    s.close()
+    assert len(failed) == 1
+    assert got == [(n, n) for n in NUMBERS]

@@ -102,12 +102,18 @@ def _wait_for(path, timeout=60):
         time.sleep(0.02)
 
 
+def _sigint_default() -> None:
+    """A test run started in the background by a shell ignores SIGINT, and so would the command."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
 def test_interrupted_convert_is_valid_and_resumes(tmp_path, sig):
     src = make_store(tmp_path / "src", n=400, fmt="npy", chunksize=100, extra_every=0)
     dest = tmp_path / "d"
     p = subprocess.Popen([exe(), "convert", src.filename, str(dest), "--format", "ffv1/mkv", "--chunksize", "10",
-                          "--workers", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                          "--workers", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         preexec_fn=_sigint_default)
     _wait_for(dest / "000002.npz")
     p.send_signal(sig)
     out, err = p.communicate(timeout=60)

@@ -121,12 +121,32 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
+class Unconverted:
+    """A decoded frame whose output image is made later, on the thread that calls :meth:`image`."""
+
+    __slots__ = ("frame", "output")
+
+    def __init__(self, frame, output: "PixelOutput") -> None:
+        self.frame = frame
+        self.output = output
+
+    def image(self) -> np.ndarray:
+        """The output image (raises as the reader's own read would)."""
+        fr, self.frame = self.frame, None
+        return self.output._crop(self.output._pixels(fr))
+
+
 class PixelOutput:
     """The part of :class:`~.reader.VideoChunkReader` that turns a decoded frame into its output image
     (reads ``color``, ``dtype``, ``imgshape``, ``filename`` and ``_mono`` of the reader)."""
 
+    #: while True, :meth:`_convert` hands out :class:`Unconverted` frames (see ``read_unconverted``)
+    _defer = False
+
     def _convert(self, fr) -> np.ndarray:
         """The output image of decoded frame *fr*."""
+        if self._defer:
+            return Unconverted(fr, self)  # type: ignore[return-value]
         return self._crop(self._pixels(fr))
 
     def _pixels(self, fr) -> np.ndarray:

@@ -25,7 +25,7 @@ from .demuxed import DemuxedReading
 from .direct import DirectReading
 from .h264 import h264_chroma_format
 from .packet_index import PacketIndex, load_packet_index
-from .pixels import PixelOutput
+from .pixels import PixelOutput, Unconverted
 from .pools import _live_readers
 from .readahead import _IntraAhead
 
@@ -189,6 +189,18 @@ class VideoChunkReader(DirectReading, BandDecoding, DemuxedReading, PixelOutput,
             img = self._read_one(p)
             self._last_req = p
             return img
+
+    def read_unconverted(self, position: int) -> np.ndarray | Unconverted:
+        """The frame at *position*; a colour frame decoded but not converted yet (:class:`Unconverted`).
+        A decoded 4:2:0 frame is half the bytes of its BGR image: frames held ahead of a reader
+        (:mod:`imgstore.stores.chunk_ahead`) are held so, and converted by the thread that takes them
+        (docs/design/parallel-reading.md)."""
+        with self._lock:
+            self._defer = self.color
+            try:
+                return self.read(position)
+            finally:
+                self._defer = False
 
     def _read_one(self, p: int) -> np.ndarray:
         fr = self._cache_get(p)
