@@ -305,3 +305,27 @@ def test_a_frame_held_decoded_that_will_not_convert_is_read_again_by_the_caller(
     s.close()
     assert len(failed) == 1
     assert got == [(n, n) for n in NUMBERS]
+
+
+def test_colour_frames_held_decoded_stay_within_the_budget_in_bytes(tmp_path, monkeypatch):
+    from imgstore.stores.chunk_ahead import _held_bytes
+
+    path = _write(tmp_path / "s", "avc1/mp4", color=True, gop=CHUNK)
+    bgr = SHAPE[0] * SHAPE[1] * 3
+    monkeypatch.setattr("imgstore.stores.chunk_ahead.read_ahead_budget", lambda: 24 * bgr)
+    s = imgstore.new_for_filename(path)
+    seen = []
+    for i in range(N):
+        img, (fn, _) = s.get_next_image()
+        assert read_frame_number(img) == fn == NUMBERS[i]
+        if i % 5 == 0:
+            time.sleep(0.02)
+        for a in list(s.__dict__.get("_aheads", {}).values()):
+            held = [_held_bytes(f.frame) for f in list(a.frames) if getattr(f, "frame", None) is not None]
+            if held:
+                seen.append(len(a.frames))
+                assert a.max_bytes == 12 * bgr
+                assert len(a.frames) <= a.max_frames <= max(8, a.max_bytes // held[0])
+    s.close()
+    # 4:2:0 frames are half of BGR or a little more (padded rows): more of them than BGR frames fit
+    assert max(seen) > 12

@@ -57,6 +57,13 @@ class _Pending:
             return _FAILED
 
 
+def _held_bytes(img) -> int:
+    """Bytes a frame held ahead takes: an image, or a decoded frame's planes."""
+    if isinstance(img, np.ndarray):
+        return int(img.nbytes)
+    return sum(int(p.buffer_size) for p in img.frame.planes)
+
+
 def read_ahead_budget() -> int:
     """Bytes of decoded frames all chunks ahead of one store may hold."""
     try:
@@ -71,11 +78,13 @@ class ChunkAhead:
     *make_reader()* returns there (which this object owns; opening one, e.g. demuxing a packet index,
     would hold up the caller), at most *max_frames* of them waiting to be taken."""
 
-    def __init__(self, make_reader, n_frames: int, max_frames: int, name: str, start: int = 0) -> None:
+    def __init__(self, make_reader, n_frames: int, max_frames: int, name: str, start: int = 0,
+                 max_bytes: int | None = None) -> None:
         self.make_reader = make_reader
         self.reader = None
         self.n = int(n_frames)
         self.max_frames = max(1, int(max_frames))
+        self.max_bytes = max_bytes  # and at most these bytes (but 8 frames), once the first frame is held
         self.frames: deque = deque()
         self.start = int(start)
         self.next_taken = self.start  # position the next take() must ask for
@@ -133,6 +142,8 @@ class ChunkAhead:
                     self.failed_at = p
                 return False
             with self.cond:
+                if p == self.start and self.max_bytes is not None:  # a chunk that holds more a frame than assumed
+                    self.max_frames = min(self.max_frames, max(8, self.max_bytes // max(1, _held_bytes(img))))
                 self.frames.append(img if isinstance(img, np.ndarray) else _Pending(img))
                 self.cond.notify_all()
         return True
@@ -214,7 +225,7 @@ def _give_back(aheads: dict, kept: int) -> None:
 
 class ChunksAhead:
     """The part of a store that decodes the next chunks ahead of :meth:`get_next_image` (needs
-    ``_index``, ``_new_ahead_reader(chunk_n)``, ``_frame_bytes()``)."""
+    ``_index``, ``_new_ahead_reader(chunk_n)``, ``_frame_bytes()``, ``_held_frame_bytes()``)."""
 
     _aheads: dict
 
@@ -261,9 +272,10 @@ class ChunksAhead:
         frame_bytes = self._frame_bytes()
         if budget <= 0 or frame_bytes <= 0:
             return 0
-        max_frames = max(8, budget // (frame_bytes * CHUNKS_AHEAD))
+        held = self._held_frame_bytes()
+        max_frames = max(8, budget // (held * CHUNKS_AHEAD))
         if chunks and not self.__dict__.get("_pool_kept"):
-            kept = max_frames * frame_bytes * CHUNKS_AHEAD
+            kept = max_frames * held * CHUNKS_AHEAD
             frame_memory.keep(kept)  # the frames decoded ahead, used again once read
             # given back by _stop_aheads, or when a store nobody closed is collected
             self.__dict__["_pool_kept"] = weakref.finalize(self, _give_back, self._aheads, kept)
@@ -273,7 +285,7 @@ class ChunksAhead:
                 alone = all(a.done for a in self._aheads.values()) and not self._current_decoding()
                 start, stop = self._index.chunk_range(n)
                 self._aheads[n] = ChunkAhead(functools.partial(self._new_ahead_reader, n, alone), stop - start,
-                                             max_frames, f"{n}")
+                                             max_frames, f"{n}", max_bytes=budget // CHUNKS_AHEAD)
         return max_frames
 
     def _ahead_of_this(self, chunk_n: int, next_n: int, max_frames: int, pos: int) -> ChunkAhead | None:
@@ -288,7 +300,8 @@ class ChunksAhead:
         if stop - start <= 2 or nstop - nstart > max_frames:
             return None
         a = self._aheads[chunk_n] = ChunkAhead(functools.partial(self._new_ahead_reader, chunk_n, False),
-                                               stop - start, max_frames, f"{chunk_n}", start=pos)
+                                               stop - start, max_frames, f"{chunk_n}", start=pos,
+                                               max_bytes=read_ahead_budget() // CHUNKS_AHEAD)
         return a
 
     def _current_decoding(self) -> bool:

@@ -194,6 +194,10 @@ class StoreReading(ChunksAhead):
         """Bytes of one frame as handed out, if decoding chunks ahead pays; 0 where it does not."""
         return 0
 
+    def _held_frame_bytes(self) -> int:
+        """Bytes one frame decoded ahead is expected to take (:mod:`.chunk_ahead`)."""
+        return self._frame_bytes()
+
     def _close_readers(self) -> None:
         self._stop_aheads()
         for r in getattr(self, "_readers", {}).values():

@@ -154,6 +154,12 @@ class VideoImgStore(ImgStore):
             self.__dict__["_frame_bytes_n"] = n
         return n
 
+    def _held_frame_bytes(self) -> int:
+        """Colour frames are held ahead as decoded, YUV 4:2:0 as the original and most programs write
+        them (half of BGR); a chunk whose frames take more holds fewer (:class:`.chunk_ahead.ChunkAhead`)."""
+        n = self._frame_bytes()
+        return max(1, n // 2) if is_color(self._imgshape) else n
+
     # --- writing ---------------------------------------------------------
     def _prepare_write(self, fmt, imgshape, imgdtype, encoding):
         if not isinstance(fmt, str):
