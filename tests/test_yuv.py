@@ -79,7 +79,10 @@ def test_every_even_width_matches_swscale():
         fr = _frame("yuv420p", 4, w, rng)
         coeffs = yuv.fast_coeffs(fr, pixels._sws_bgr24)
         assert coeffs is not None, w
-        assert np.array_equal(yuv.yuv_to_bgr(fr, coeffs), pixels._sws_bgr24(fr)), w
+        want = pixels._sws_bgr24(fr)
+        assert np.array_equal(yuv.yuv_to_bgr(fr, coeffs), want), w
+        # (rows of 32 pixels and more go through the AVX2 loop where the CPU has it, then SSE2, then C)
+        assert np.array_equal(yuv.yuv_to_gray(fr, coeffs), bgr_to_gray(want)), w
 
 
 def test_a_width_the_kernel_does_not_match_is_left_to_swscale(monkeypatch):
