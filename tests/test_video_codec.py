@@ -169,6 +169,29 @@ def test_round_trip_and_random_access(storage, fmt, color):
         assert r.seeks == seeks
 
 
+@pytest.mark.parametrize("fmt", ["h264/mkv", "mjpeg/avi"])
+def test_read_unconverted_defers_only_its_own_thread(storage, fmt):
+    """read_unconverted hands out frames to convert later; the reader's own read-ahead threads, which
+    decode while it runs and which read() then takes its frames from, go on converting theirs."""
+    from imgstore.codecs.video.pixels import Unconverted
+
+    n, half = 60, 30
+    key = write_chunk(storage, key_for(fmt), fmt, n, color=True, fps=30, gop=n)
+    with VideoChunkReader(storage, key, color=True, imgshape=(H, W, 3)) as r:
+        got = [r.read_unconverted(i) for i in range(half)]  # reading on: the read-ahead runs meanwhile
+        got += [r.read(i) for i in range(half, n)]
+    assert all(isinstance(g, np.ndarray) for g in got[half:])
+    kinds = {type(g) for g in got[:half]}
+    # H.264: the caller's own decoding is deferred; MJPEG's frames all come converted from the pool
+    assert Unconverted in kinds if fmt == "h264/mkv" else kinds == {np.ndarray}
+    for i, g in enumerate(got):
+        img = g.image() if isinstance(g, Unconverted) else g
+        assert frame_number(img) == i
+        _check_pixels(img, barcode(i, color=True), VIDEO_FORMATS[fmt].lossless)
+    with VideoChunkReader(storage, key, color=False, imgshape=(H, W)) as r:  # gray: converted at once
+        assert isinstance(r.read_unconverted(3), np.ndarray)
+
+
 def test_gray_file_read_as_color_and_color_file_read_as_gray(storage):
     key = write_chunk(storage, "g.mkv", "h264/mkv", 12)
     with VideoChunkReader(storage, key, color=True) as r:

@@ -142,7 +142,7 @@ class ChunkAhead:
                     self.failed_at = p
                 return False
             with self.cond:
-                if p == self.start and self.max_bytes is not None:  # a chunk that holds more a frame than assumed
+                if p == self.start and self.max_bytes is not None:  # frames that take more than assumed: fewer
                     self.max_frames = min(self.max_frames, max(8, self.max_bytes // max(1, _held_bytes(img))))
                 self.frames.append(img if isinstance(img, np.ndarray) else _Pending(img))
                 self.cond.notify_all()

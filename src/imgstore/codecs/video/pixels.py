@@ -140,12 +140,13 @@ class PixelOutput:
     """The part of :class:`~.reader.VideoChunkReader` that turns a decoded frame into its output image
     (reads ``color``, ``dtype``, ``imgshape``, ``filename`` and ``_mono`` of the reader)."""
 
-    #: while True, :meth:`_convert` hands out :class:`Unconverted` frames (see ``read_unconverted``)
-    _defer = False
+    #: the thread whose conversions hand out :class:`Unconverted` frames meanwhile (``read_unconverted``);
+    #: the reader's own read-ahead threads keep converting theirs
+    _defer: int | None = None
 
     def _convert(self, fr) -> np.ndarray:
         """The output image of decoded frame *fr*."""
-        if self._defer:
+        if self._defer is not None and self._defer == threading.get_ident():
             return Unconverted(fr, self)  # type: ignore[return-value]
         return self._crop(self._pixels(fr))
 

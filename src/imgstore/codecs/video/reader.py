@@ -196,11 +196,11 @@ class VideoChunkReader(DirectReading, BandDecoding, DemuxedReading, PixelOutput,
         (:mod:`imgstore.stores.chunk_ahead`) are held so, and converted by the thread that takes them
         (docs/design/parallel-reading.md)."""
         with self._lock:
-            self._defer = self.color
+            self._defer = threading.get_ident() if self.color else None
             try:
                 return self.read(position)
             finally:
-                self._defer = False
+                self._defer = None
 
     def _read_one(self, p: int) -> np.ndarray:
         fr = self._cache_get(p)
